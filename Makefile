@@ -1,0 +1,37 @@
+# The two set-up commands: `make demo` and `make test`.
+# Each creates .venv with the system's Python 3.11+ and installs the pinned
+# dependencies (requirements.lock) before it runs; nothing else is needed first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv lint typecheck bench clean lock
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "consentgate needs Python 3.11+"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/consentgate demo
+
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
+
+test: $(STAMP) typecheck
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	@echo "Benchmarks live in bench/; see docs/benchmarks.md for each command."
+
+lock:
+	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
+
+clean:
+	rm -rf $(VENV) demo-out demo-data .pytest_cache .mypy_cache

@@ -1,0 +1,52 @@
+"""Shared CLI plumbing: the console, settings lookup, and small output helpers.
+
+Group modules import from here, never from each other. Heavy libraries are
+imported inside commands so that `consentgate --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from consentgate.config import Settings, load_settings
+from consentgate.errors import NotAvailableError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+class CliState:
+    """What the root callback resolved: flags that apply to every command."""
+
+    def __init__(self, debug: bool = False, config_file: Path | None = None) -> None:
+        self.debug = debug
+        self.config_file = config_file
+
+
+STATE = CliState()
+
+
+def settings(**flags: Any) -> Settings:
+    """Settings for this invocation; ``flags`` are the command's own options (None = unset)."""
+    return load_settings(STATE.config_file, **flags)
+
+
+def print_json(data: Any) -> None:
+    """Write ``data`` as JSON to stdout (plain, no rich markup, for piping)."""
+    typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def not_available_group(name: str, issue_hint: str) -> typer.Typer:
+    """A command group that says plainly it does not work yet, and exits 2."""
+    group = typer.Typer(help=f"{issue_hint} (not yet available).", invoke_without_command=True, add_completion=False)
+
+    @group.callback()
+    def _not_yet(ctx: typer.Context) -> None:
+        raise NotAvailableError(f"`consentgate {name}` is not yet available in this version")
+
+    return group

@@ -1,0 +1,56 @@
+"""CLI group `consentgate demo`: generate the synthetic professional network, and run
+the end-to-end demo (generate -> ledger -> policy -> decide -> write -> summary)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from consentgate.errors import InputError
+
+app = typer.Typer(
+    help="Synthetic professional network and the end-to-end demo. Without a subcommand, runs the demo.",
+    invoke_without_command=True,
+    add_completion=False,
+)
+
+
+def _check_out_dir(out: Path) -> Path:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output path {out} exists and is not a folder", hint="Choose a folder path for --out.", file=str(out))
+    return out
+
+
+@app.callback()
+def demo(
+    ctx: typer.Context,
+    members: Annotated[int, typer.Option("--members", min=1, help="Members in the synthetic network.")] = 5000,
+    out: Annotated[Path, typer.Option("--out", help="Folder for generated data, ledger and the demo dataset.")] = Path("demo-out"),
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives identical files.")] = 42,
+) -> None:
+    """Run the end-to-end demo: generate, record consent in a SQLite ledger, decide under policy in DuckDB, write Parquet, summarise."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from consentgate.demo.run import run_demo
+
+    run_demo(members=members, seed=seed, out=_check_out_dir(out))
+
+
+@app.command("generate")
+def generate(
+    members: Annotated[int, typer.Option("--members", min=1, help="Number of members to generate.")] = 5000,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Random seed; the same seed gives byte-identical files.")] = 42,
+    out: Annotated[Path, typer.Option("--out", help="Output folder for members/records/consent_events/labels.parquet.")] = Path("demo-data"),
+    records_per_member: Annotated[
+        Optional[float], typer.Option("--records-per-member", min=0.1, help="Average records per member (default 10).")
+    ] = None,
+) -> None:
+    """Write the synthetic professional network as Parquet in the canonical schema (docs/data-model.md)."""
+    out = _check_out_dir(out)
+    from consentgate.cli.common import console
+    from consentgate.demo.network import generate_network
+
+    result = generate_network(members=members, seed=seed, out=out, records_per_member=records_per_member)
+    console.print(f"Wrote {result.describe()} to {out}")

@@ -1,0 +1,5 @@
+"""CLI group `consentgate lineage`: Lineage from datasets to models; impact of withdrawals and erasures. Not yet available."""
+
+from consentgate.cli.common import not_available_group
+
+app = not_available_group("lineage", "Lineage from datasets to models; impact of withdrawals and erasures")
