@@ -55,14 +55,15 @@ def root(
     STATE.config_file = config
 
 
-app.add_typer(demo.app, name="demo")
-app.add_typer(ledger.app, name="ledger")
-app.add_typer(policy.app, name="policy")
-app.add_typer(detect.app, name="detect")
-app.add_typer(build.app, name="build")
-app.add_typer(lineage.app, name="lineage")
-app.add_typer(translog.app, name="translog")
-app.add_typer(report.app, name="report")
+for _name, _module in [
+    ("demo", demo), ("ledger", ledger), ("policy", policy), ("detect", detect), ("build", build),
+    ("lineage", lineage), ("translog", translog), ("report", report),
+]:
+    if getattr(_module, "NOT_AVAILABLE", False):
+        # A stub: one catch-all command that says so (see common.not_available_group).
+        app.add_typer(_module.app)
+    else:
+        app.add_typer(_module.app, name=_name)
 app.command(name="serve")(serve.serve)
 
 

@@ -41,11 +41,19 @@ def print_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
 
 
-def not_available_group(name: str, issue_hint: str) -> typer.Typer:
-    """A command group that says plainly it does not work yet, and exits 2."""
-    group = typer.Typer(help=f"{issue_hint} (not yet available).", invoke_without_command=True, add_completion=False)
+def not_available_group(name: str, summary: str) -> typer.Typer:
+    """A command group that says plainly it does not work yet, and exits 2.
 
-    @group.callback()
+    It accepts any subcommand and options, so ``consentgate NAME anything --x`` also
+    gets the honest "not yet available" error rather than a usage error.
+    """
+    group = typer.Typer(add_completion=False)
+
+    @group.command(
+        name=name,
+        help=f"{summary} (not yet available).",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    )
     def _not_yet(ctx: typer.Context) -> None:
         raise NotAvailableError(f"`consentgate {name}` is not yet available in this version")
 

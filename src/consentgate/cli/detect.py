@@ -2,4 +2,5 @@
 
 from consentgate.cli.common import not_available_group
 
+NOT_AVAILABLE = True
 app = not_available_group("detect", "Detect PII and sensitive topics; evaluate detectors")

@@ -2,4 +2,5 @@
 
 from consentgate.cli.common import not_available_group
 
+NOT_AVAILABLE = True
 app = not_available_group("report", "Reports: subject access, compliance, simulation")
