@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv lint typecheck bench clean lock
+.PHONY: demo test venv lint typecheck bench clean lock docs
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "consentgate needs Python 3.11+"'
@@ -29,6 +29,9 @@ test: $(STAMP) typecheck
 
 bench: $(STAMP)
 	@echo "Benchmarks live in bench/; see docs/benchmarks.md for each command."
+
+docs: $(STAMP)
+	$(BIN)/python -m consentgate.cli.reference > docs/cli-reference.md
 
 lock:
 	$(BIN)/python -m pip freeze --exclude-editable > requirements.lock
