@@ -1,0 +1,43 @@
+"""SQLAlchemy Core table definitions of the ledger (the migrations create them).
+
+Times are BIGINT microseconds since the Unix epoch, UTC, on every backend: exact,
+sortable, identical in SQLite and PostgreSQL, and cheap to turn into Arrow
+``timestamp[us, UTC]`` for snapshots. Tables are append-only by contract; the
+hash chain (``consentgate.ledger.chain``) makes any later change detectable.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData()
+
+events = Table(
+    "consent_events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("member_id", String(200), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("scope", String(40), nullable=False),
+    Column("choice", String(10), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("policy_version", String(40), nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+Index("ix_consent_events_member", events.c.member_id, events.c.seq)
+
+policy_versions = Table(
+    "policy_versions",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("version", String(40), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("published_at", BigInteger, nullable=False),
+    Column("effective_at", BigInteger, nullable=False),
+    Column("notice_days", Integer, nullable=False),
+    Column("body", Text, nullable=False),
+)

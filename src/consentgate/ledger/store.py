@@ -1,0 +1,244 @@
+"""The ``Ledger``: append-only, hash-chained consent events and published policies.
+
+Writes (``record``, ``record_many``, ``import_file``, ``publish_policy``) run in one
+transaction under the single-writer lock (``engine.write_transaction``): read the
+chain head, assign ``seq = head + 1`` and ``prev_hash = head hash``, insert. Nothing
+is ever updated or deleted. Reads (``state``, ``history``, ``snapshot``,
+``verify``) never take the writer lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, select
+from sqlalchemy.exc import IntegrityError
+
+from consentgate.errors import InputError, PolicyError
+from consentgate.ledger import engine as eng
+from consentgate.ledger.chain import event_hash
+from consentgate.ledger.models import (
+    GENESIS,
+    ConsentEventIn,
+    MemberState,
+    PublishedPolicy,
+    SnapshotInfo,
+    StoredEvent,
+    VerifyResult,
+    from_micros,
+    to_micros,
+    utc_now,
+)
+from consentgate.ledger.schema import events, policy_versions
+
+_EVENT_COLS = [events.c[name] for name in ("seq", "event_id", "member_id", "purpose", "scope", "choice", "source", "policy_version", "recorded_at", "idempotency_key", "prev_hash", "hash")]
+
+
+def open_ledger(url: str, *, create: bool = True) -> Ledger:
+    """Open the ledger at ``url``; with ``create`` run the migrations to head first."""
+    engine = eng.make_engine(url)
+    if create:
+        eng.migrate(engine)
+    else:
+        eng.check_initialised(engine)
+    return Ledger(engine)
+
+
+def _stored(row: Row[Any] | Sequence[Any]) -> StoredEvent:
+    r = tuple(row)
+    return StoredEvent(
+        seq=int(r[0]), event_id=r[1], member_id=r[2], purpose=r[3], scope=r[4], choice=r[5], source=r[6],
+        policy_version=r[7], recorded_at=from_micros(int(r[8])), idempotency_key=r[9], prev_hash=r[10], hash=r[11],
+    )
+
+
+def _same_choice(stored: StoredEvent, ev: ConsentEventIn) -> bool:
+    fields = ("member_id", "purpose", "scope", "choice", "source", "policy_version")
+    return all(getattr(stored, f) == getattr(ev, f) for f in fields)
+
+
+class Ledger:
+    """One consent ledger database. Create with ``open_ledger``; close with ``close()`` (or ``with``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    # -- lifecycle -------------------------------------------------------------
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return str(self._engine.dialect.name)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes ----------------------------------------------------------------
+    def record(self, event: ConsentEventIn, *, idempotency_key: str | None = None) -> StoredEvent:
+        """Append one event durably. A retry with the same ``idempotency_key`` returns the original event."""
+        return self.record_many([event], idempotency_keys=[idempotency_key])[0]
+
+    def record_many(self, evs: Sequence[ConsentEventIn], *, idempotency_keys: Sequence[str | None] | None = None) -> list[StoredEvent]:
+        """Append several events in one transaction (all or nothing), each with an optional idempotency key."""
+        keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(evs)
+        if len(keys) != len(evs):
+            raise InputError("record_many needs one idempotency key (or None) per event")
+        with eng.write_transaction(self._engine) as conn:
+            seq, prev = _head(conn)
+            out: list[StoredEvent] = []
+            for ev, key in zip(evs, keys):
+                existing = _by_key(conn, key) if key is not None else None
+                if existing is not None:
+                    if not _same_choice(existing, ev):
+                        raise InputError(
+                            f"idempotency key {key!r} was already used for a different event (seq {existing.seq})",
+                            hint="Use a new idempotency key for a new choice.", field="idempotency_key", value=key,
+                        )
+                    out.append(existing)
+                    continue
+                if ev.event_id is not None and _event_exists(conn, ev.event_id):
+                    raise InputError(
+                        f"event_id {ev.event_id!r} is already in the ledger", field="event_id", value=ev.event_id,
+                        hint="Each event needs a unique event_id; leave it out to have one generated.",
+                    )
+                seq += 1
+                row = (seq, ev.event_id or uuid.uuid4().hex, ev.member_id, ev.purpose, ev.scope, ev.choice, ev.source,
+                       ev.policy_version, to_micros(ev.recorded_at or utc_now()), key, prev)
+                prev = event_hash(row)
+                _insert(conn, [(*row, prev)])
+                out.append(_stored((*row, prev)))
+            return out
+
+    def import_file(self, path: Path) -> int:
+        """Import a Parquet / CSV / JSONL file of canonical ``consent_events`` (all or nothing); returns the count."""
+        from consentgate.ledger.bulk import append_table, read_events
+
+        table = read_events(Path(path))
+        return append_table(self, table, source_file=str(path))
+
+    def publish_policy(self, policy: PublishedPolicy) -> None:
+        """Publish a policy version; idempotent for the same sha256, ``PolicyError`` for another one."""
+        with eng.write_transaction(self._engine) as conn:
+            existing = _policy(conn, policy.name, policy.version)
+            if existing is not None:
+                if existing.sha256 != policy.sha256:
+                    raise PolicyError(
+                        f"policy {policy.name!r} version {policy.version} is already published with another sha256",
+                        hint="Give the changed policy a new version number; a published version never changes.",
+                        name=policy.name, version=policy.version,
+                    )
+                return
+            conn.execute(policy_versions.insert().values(
+                name=policy.name, version=policy.version, sha256=policy.sha256, published_at=to_micros(policy.published_at),
+                effective_at=to_micros(policy.effective_at), notice_days=policy.notice_days, body=policy.body,
+            ))
+
+    # -- reads -----------------------------------------------------------------
+    def head(self) -> tuple[int, str]:
+        """``(seq, hash)`` of the last event; ``(0, GENESIS)`` when the ledger is empty."""
+        with eng.read_connection(self._engine) as conn:
+            return _head(conn)
+
+    def history(self, member_id: str) -> list[StoredEvent]:
+        """Every event of one member, in sequence order."""
+        with eng.read_connection(self._engine) as conn:
+            rows = conn.execute(select(*_EVENT_COLS).where(events.c.member_id == member_id).order_by(events.c.seq))
+            return [_stored(r) for r in rows]
+
+    def state(self, member_id: str, as_of: datetime | None = None) -> list[MemberState]:
+        """The member's standing choice per (purpose, scope) at ``as_of`` (default now), with the deciding event.
+
+        The deciding event is the one with the latest ``recorded_at <= as_of`` (ties: highest seq).
+        A (purpose, scope) with no such event is absent: callers must treat it as no consent.
+        """
+        cutoff = to_micros(as_of) if as_of is not None else None
+        latest: dict[tuple[str, str], StoredEvent] = {}
+        for ev in self.history(member_id):
+            if cutoff is not None and to_micros(ev.recorded_at) > cutoff:
+                continue
+            key = (ev.purpose, ev.scope)
+            cur = latest.get(key)
+            if cur is None or (ev.recorded_at, ev.seq) > (cur.recorded_at, cur.seq):
+                latest[key] = ev
+        return [MemberState(member_id, p, s, e.choice, e) for (p, s), e in sorted(latest.items())]
+
+    def snapshot(self, as_of: datetime | None, out: Path) -> SnapshotInfo:
+        """Write every member's state at ``as_of`` (default now) to Parquet (``.arrow``/``.feather``: Arrow IPC)."""
+        from consentgate.ledger.snapshot import write_snapshot
+
+        return write_snapshot(self, as_of, Path(out))
+
+    def verify(self) -> VerifyResult:
+        """Walk the chain from seq 1; report the first missing, reordered or altered event."""
+        from consentgate.ledger.verify import verify_chain
+
+        return verify_chain(self)
+
+    def published_policy(self, name: str, version: str) -> PublishedPolicy | None:
+        with eng.read_connection(self._engine) as conn:
+            return _policy(conn, name, version)
+
+    def published_policies(self) -> list[PublishedPolicy]:
+        """All published policies, by name then version (dotted integers)."""
+        with eng.read_connection(self._engine) as conn:
+            rows = conn.execute(select(policy_versions)).all()
+        pols = [_policy_from_row(r) for r in rows]
+        return sorted(pols, key=lambda p: (p.name, _version_key(p.version)))
+
+    def event_count(self) -> int:
+        return self.head()[0]
+
+
+def _version_key(version: str) -> tuple[tuple[int, str], ...]:
+    return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.split("."))
+
+
+def _head(conn: Connection) -> tuple[int, str]:
+    row = conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)).first()
+    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
+
+
+def _by_key(conn: Connection, key: str) -> StoredEvent | None:
+    row = conn.execute(select(*_EVENT_COLS).where(events.c.idempotency_key == key)).first()
+    return None if row is None else _stored(row)
+
+
+def _event_exists(conn: Connection, event_id: str) -> bool:
+    return conn.execute(select(events.c.seq).where(events.c.event_id == event_id)).first() is not None
+
+
+def _insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    names = [c.name for c in _EVENT_COLS]
+    try:
+        conn.execute(events.insert(), [dict(zip(names, r)) for r in rows])
+    except IntegrityError:
+        raise InputError(
+            "event_id or idempotency key already in the ledger", field="event_id",
+            hint="Each event needs a unique event_id; leave it out to have one generated.",
+        ) from None
+
+
+def _policy(conn: Connection, name: str, version: str) -> PublishedPolicy | None:
+    row = conn.execute(select(policy_versions).where(policy_versions.c.name == name, policy_versions.c.version == version)).first()
+    return None if row is None else _policy_from_row(row)
+
+
+def _policy_from_row(r: Row[Any]) -> PublishedPolicy:
+    m = r._mapping
+    return PublishedPolicy(
+        name=m["name"], version=m["version"], sha256=m["sha256"], published_at=from_micros(m["published_at"]),
+        effective_at=from_micros(m["effective_at"]), notice_days=int(m["notice_days"]), body=m["body"],
+    )
