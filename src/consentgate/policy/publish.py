@@ -1,0 +1,82 @@
+"""Publication and change control: may a build use this policy at this time?
+
+Owns ``check_publishable`` (refuses an unpublished policy, one whose file differs
+from what was published, one whose ``effective_at`` is earlier than
+``published_at + notice_days``, and a build before ``effective_at``) and
+``published_fields`` (the values ``policy publish`` stores in the ledger).
+The ledger's ``PublishedPolicy`` is accepted structurally so this module does not
+depend on the ledger package.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from consentgate.errors import PolicyNotPublishedError
+from consentgate.policy.model import Policy
+
+
+class PublishedPolicyLike(Protocol):
+    """The fields of ``consentgate.ledger.PublishedPolicy`` this module reads."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def version(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def published_at(self) -> datetime: ...
+    @property
+    def effective_at(self) -> datetime: ...
+    @property
+    def notice_days(self) -> int: ...
+
+
+def _day(value: datetime) -> str:
+    return value.isoformat()
+
+
+def check_publishable(policy: Policy, published: PublishedPolicyLike | None, at: datetime) -> None:
+    """Raise ``PolicyNotPublishedError`` (naming the dates) unless a build at ``at`` may use ``policy``."""
+    label = f"policy {policy.name} {policy.version}"
+    if published is None:
+        raise PolicyNotPublishedError(
+            f"{label} is not published in the ledger",
+            policy=policy.name, version=policy.version,
+        )
+    if published.sha256 != policy.sha256:
+        raise PolicyNotPublishedError(
+            f"{label} differs from the published file (sha256 {policy.sha256[:12]}... vs published {published.sha256[:12]}...)",
+            hint="Give a changed policy a new version and publish it; a published version never changes.",
+            policy=policy.name, version=policy.version,
+        )
+    notice_end = published.published_at + timedelta(days=published.notice_days)
+    if published.effective_at < notice_end:
+        raise PolicyNotPublishedError(
+            f"{label} takes effect {_day(published.effective_at)}, before its notice period ends: published "
+            f"{_day(published.published_at)} + {published.notice_days} days = {_day(notice_end)}",
+            hint="Publish a new version whose effective_at is at least published_at + notice_days.",
+            policy=policy.name, version=policy.version,
+        )
+    if at < published.effective_at:
+        raise PolicyNotPublishedError(
+            f"{label} is not in effect at {_day(at)}; it takes effect {_day(published.effective_at)} "
+            f"(published {_day(published.published_at)})",
+            hint="Build as of a time on or after effective_at, or use the policy in effect then.",
+            policy=policy.name, version=policy.version,
+        )
+
+
+def published_fields(policy: Policy) -> dict[str, Any]:
+    """Keyword arguments for ``consentgate.ledger.PublishedPolicy`` describing ``policy``."""
+    return {
+        "name": policy.name,
+        "version": policy.version,
+        "sha256": policy.sha256,
+        "published_at": policy.published_at,
+        "effective_at": policy.effective_at,
+        "notice_days": policy.notice_days,
+        "body": policy.body,
+    }
