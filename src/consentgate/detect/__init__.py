@@ -1,0 +1,17 @@
+"""PII and sensitive-topic detection and redaction (issue 5).
+
+Public API (docs/interfaces.md, "Detect"):
+
+* ``Detector(member_names=None, *, backend=None, workers=1)`` and
+  ``Detector.scan(texts) -> ScanResult`` with ``spans`` and ``topics`` tables;
+* ``redact(texts, spans, strategies, key) -> Redaction``.
+
+This package imports nothing from ``consentgate.cli``, ``.service`` or ``.build``.
+"""
+
+from __future__ import annotations
+
+from consentgate.detect.engine import SPANS_SCHEMA, TOPICS_SCHEMA, Detector, ScanResult
+from consentgate.detect.redact import STRATEGIES, Redaction, redact
+
+__all__ = ["Detector", "ScanResult", "Redaction", "redact", "STRATEGIES", "SPANS_SCHEMA", "TOPICS_SCHEMA"]

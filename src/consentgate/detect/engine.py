@@ -1,0 +1,496 @@
+"""The detector: one multi-pattern scan per batch of an Arrow string array.
+
+Owns ``Detector`` and ``ScanResult``. For each batch it
+
+1. builds one scan buffer from the array's data buffer with numpy: a NUL byte before
+   and after every text (so that no match crosses two texts and every pattern's
+   one-character prefix and suffix exist); texts longer than ``LONG_TEXT`` bytes are
+   cut into overlapping windows, so memory stays bounded for a 50 MB text;
+2. runs the compiled scanner once over that buffer (``backend.py``);
+3. maps hits back to rows with ``np.searchsorted`` over the segment offsets, and
+   byte offsets to character offsets with a cumulative count of UTF-8 lead bytes;
+4. validates candidates (``validators.py``), resolves overlaps by priority, builds
+   PERSON spans (``person.py``) and scores topics (``topics.py``).
+
+Only candidate hits are touched in Python; texts are never looped over one by one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Final, Iterable, Iterator
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+
+from consentgate.detect import person as P
+from consentgate.detect.backend import Hits, Literal, Scanner, build_scanner, resolve_backend
+from consentgate.detect.lexicon import member_name_tokens, name_lexicon, topic_lexicon
+from consentgate.detect.patterns import PATTERNS
+from consentgate.detect.topics import TopicTable, score_topics
+from consentgate.detect.validators import VALIDATORS
+from consentgate.errors import DetectError
+
+I64 = npt.NDArray[np.int64]
+
+SPANS_SCHEMA: Final = pa.schema(
+    [("row", pa.int64()), ("entity_type", pa.string()), ("start", pa.int32()), ("end", pa.int32())]
+)
+TOPICS_SCHEMA: Final = pa.schema(
+    [("row", pa.int64()), ("topic", pa.string()), ("score", pa.float64()), ("evidence_start", pa.int32()), ("evidence_end", pa.int32())]
+)
+
+LONG_TEXT: Final = 1 << 20  # texts above this many bytes are scanned in windows
+WINDOW: Final = 1 << 20
+OVERLAP: Final = 4096  # longest span found whole across a window edge, in bytes
+BATCH_BYTES: Final = 4 << 20
+BATCH_ROWS: Final = 65536
+
+# Overlaps between types are resolved in this order (first wins).
+PRIORITY: Final = (
+    "email", "url_scheme", "iban", "card", "ssn", "ipv4", "ipv6", "phone", "url_bare",
+    "street_us", "street_eu_zip", "street_eu_prefix", "street_eu_suffix", "street_num_name_num", "street_unit",
+)
+_KIND_NAME: Final = 0
+_KIND_TOPIC: Final = 1
+
+
+@dataclass
+class ScanResult:
+    """Spans (character offsets) and topics found in a string array."""
+
+    spans: pa.Table
+    topics: pa.Table
+
+
+@dataclass
+class _Literals:
+    """The literal entries of the scanner and what each id means."""
+
+    groups: list[list[Literal]]
+    kind: npt.NDArray[np.int8]
+    name_flags: npt.NDArray[np.int8]
+    topic: npt.NDArray[np.int16]
+    weight: npt.NDArray[np.float64]
+
+
+def _build_literals(member_names: Iterable[str] | None) -> tuple[_Literals, P.PersonContext]:
+    lex = name_lexicon()
+    full, member_tokens = member_name_tokens(member_names or [])
+    tokens: dict[str, int] = {}
+    for t in lex.first:
+        tokens[t] = tokens.get(t, 0) | P.FIRST
+    for t in lex.last:
+        tokens[t] = tokens.get(t, 0) | P.LAST
+    for t in member_tokens:
+        tokens[t] = tokens.get(t, 0) | P.MEMBER
+    common = lex.common
+    names = sorted(t for t in tokens if t.lower() not in common)
+    topics = topic_lexicon()
+    topic_names = sorted(topics.phrases)
+    base_group: list[Literal] = [Literal(t) for t in names]
+    kind = [_KIND_NAME] * len(names)
+    flags = [tokens[t] for t in names]
+    tix = [-1] * len(names)
+    weight = [0.0] * len(names)
+    for ti, topic in enumerate(topic_names):
+        for phrase, w in sorted(topics.phrases[topic].items()):
+            base_group.append(Literal(phrase, caseless=True))
+            kind.append(_KIND_TOPIC)
+            flags.append(0)
+            tix.append(ti)
+            weight.append(w)
+    member_group = [Literal(n, caseless=True) for n in full]
+    kind += [_KIND_NAME] * len(full)
+    flags += [P.MEMBER_FULL] * len(full)
+    tix += [-1] * len(full)
+    weight += [0.0] * len(full)
+    lits = _Literals(
+        [base_group, member_group],
+        np.array(kind, dtype=np.int8),
+        np.array(flags, dtype=np.int8),
+        np.array(tix, dtype=np.int16),
+        np.array(weight, dtype=np.float64),
+    )
+    return lits, P.PersonContext(lex, frozenset(member_tokens))
+
+
+class Detector:
+    """Finds PII spans and sensitive topics in Arrow string arrays.
+
+    ``member_names``: the member directory's display names (most important PERSON
+    signal). ``backend``: ``auto`` / ``hyperscan`` / ``re2`` (default from
+    ``CONSENTGATE_DETECT_BACKEND``). ``workers``: processes for ``scan`` (1 = in
+    process).
+    """
+
+    def __init__(
+        self,
+        member_names: Iterable[str] | None = None,
+        *,
+        backend: str | None = None,
+        workers: int = 1,
+        batch_bytes: int = BATCH_BYTES,
+    ) -> None:
+        self.member_names = sorted({n for n in (member_names or []) if isinstance(n, str)})
+        self.backend = resolve_backend(backend)
+        self.workers = max(1, int(workers))
+        self.batch_bytes = max(1024, int(batch_bytes))
+        self._lits, self._person = _build_literals(self.member_names)
+        self._scanner: Scanner = build_scanner(PATTERNS, self._lits.groups, self.backend)
+        self._n_patterns = len(PATTERNS)
+        self._topic_names = sorted(topic_lexicon().phrases)
+        self._thresholds = np.array([topic_lexicon().thresholds[t] for t in self._topic_names])
+        self._entity = [p.kind for p in PATTERNS]
+        self._prio = np.array([PRIORITY.index(p.name) if p.name in PRIORITY else 99 for p in PATTERNS], dtype=np.int64)
+
+    # ------------------------------------------------------------------ public
+
+    def scan(self, texts: pa.Array | pa.ChunkedArray) -> ScanResult:
+        """Scan every text; rows of the result index into ``texts`` (nulls have none)."""
+        arrays = _string_chunks(texts)
+        if self.workers > 1:
+            from consentgate.detect.parallel import scan_parallel
+
+            return scan_parallel(self, arrays)
+        spans: list[pa.Table] = []
+        topics: list[pa.Table] = []
+        for base, batch in iter_batches(arrays, self.batch_bytes):
+            s, t = self.scan_batch(batch, base)
+            spans.append(s)
+            topics.append(t)
+        return ScanResult(_concat(spans, SPANS_SCHEMA), _concat(topics, TOPICS_SCHEMA))
+
+    def scan_batch(self, arr: pa.StringArray, row_base: int = 0) -> tuple[pa.Table, pa.Table]:
+        """Scan one batch; row numbers are offset by ``row_base``."""
+        seg = _segments(arr)
+        hits = self._scanner.scan(seg.buf)
+        hits = seg.assign(hits)
+        arr_u8 = np.frombuffer(seg.buf, dtype=np.uint8)
+        lead_cum = _lead_cumsum(arr_u8)
+        out_rows: list[int] = []
+        out_type: list[str] = []
+        out_s: list[int] = []
+        out_e: list[int] = []
+        is_pat = hits.pid < self._n_patterns
+        taken = self._entities(seg, hits, is_pat, out_rows, out_type, out_s, out_e)
+        self._persons(seg, hits, is_pat, taken, out_rows, out_type, out_s, out_e)
+        spans = self._spans_table(seg, lead_cum, out_rows, out_type, out_s, out_e, row_base)
+        topics = self._topics_table(seg, lead_cum, hits, is_pat, row_base)
+        return spans, topics
+
+    # ------------------------------------------------------------------ entities
+
+    def _entities(
+        self, seg: "_Segments", hits: Hits, is_pat: npt.NDArray[np.bool_],
+        rows: list[int], types: list[str], ss: list[int], es: list[int],
+    ) -> dict[int, list[tuple[int, int]]]:
+        sel = np.nonzero(is_pat)[0]
+        pid, st, en = hits.pid[sel], hits.start[sel], hits.end[sel]
+        ent = np.array([self._entity[i] != "CUE" for i in pid.tolist()], dtype=bool) if pid.size else np.zeros(0, bool)
+        pid, st, en = pid[ent], st[ent], en[ent]
+        if pid.size:
+            # Longest body per (pattern, start); then priority order, then position.
+            order = np.lexsort((-en, st, pid))
+            pid, st, en = pid[order], st[order], en[order]
+            first = np.ones(pid.size, dtype=bool)
+            first[1:] = (pid[1:] != pid[:-1]) | (st[1:] != st[:-1])
+            pid, st, en = pid[first], st[first], en[first]
+            order = np.lexsort((-en, st, self._prio[pid]))
+            pid, st, en = pid[order], st[order], en[order]
+        taken: dict[int, list[tuple[int, int]]] = {}
+        buf = seg.buf
+        seg_of = np.searchsorted(seg.buf_start, st, side="right") - 1 if st.size else st
+        for p, s, e, sg in zip(pid.tolist(), st.tolist(), en.tolist(), seg_of.tolist()):
+            row = int(seg.row[sg])
+            spans = taken.setdefault(row, [])
+            if any(s < te and ts < e for ts, te in spans):
+                continue
+            etype = self._entity[p]
+            check = VALIDATORS.get(etype)
+            if check is not None:
+                text = buf[s:e].decode("utf-8", "replace")
+                keep = check(text)
+                if keep <= 0:
+                    continue
+                if keep < len(text):
+                    e = s + len(text[:keep].encode("utf-8"))
+                if any(s < te and ts < e for ts, te in spans):
+                    continue
+            spans.append((s, e))
+            rows.append(sg)
+            types.append(etype)
+            ss.append(s)
+            es.append(e)
+        return taken
+
+    # ------------------------------------------------------------------ persons
+
+    def _persons(
+        self, seg: "_Segments", hits: Hits, is_pat: npt.NDArray[np.bool_], taken: dict[int, list[tuple[int, int]]],
+        rows: list[int], types: list[str], ss: list[int], es: list[int],
+    ) -> None:
+        lit = ~is_pat
+        lid = hits.pid - self._n_patterns
+        name_sel = lit & (self._lits.kind[np.where(lit, lid, 0)] == _KIND_NAME)
+        cue_sel = is_pat & np.isin(hits.pid, [i for i, k in enumerate(self._entity) if k == "CUE"])
+        sel = np.nonzero(name_sel | cue_sel)[0]
+        if not sel.size:
+            return
+        order = sel[np.lexsort((hits.start[sel],))]
+        buf = seg.buf
+        found: dict[int, list[tuple[int, int]]] = {}
+        for i in order.tolist():
+            s, e, pid = int(hits.start[i]), int(hits.end[i]), int(hits.pid[i])
+            sg = int(np.searchsorted(seg.buf_start, s, side="right") - 1)
+            row = int(seg.row[sg])
+            mine = found.setdefault(row, [])
+            if any(ts <= s and e <= te for ts, te in mine):
+                continue
+            lo = max(int(seg.buf_start[sg]), s - P.WINDOW)
+            while lo < s and (buf[lo] & 0xC0) == 0x80:
+                lo += 1
+            hi = min(int(seg.buf_end[sg]), e + P.WINDOW)
+            window = buf[lo:hi].decode("utf-8", "ignore")
+            cs = len(buf[lo:s].decode("utf-8", "ignore"))
+            ce = cs + len(buf[s:e].decode("utf-8", "ignore"))
+            if pid < self._n_patterns:
+                name = PATTERNS[pid].name
+                got = P.cue_name(self._person, window, cs, ce, after=(name == "cue_after"))
+            else:
+                got = P.extend_name(self._person, window, cs, ce, int(self._lits.name_flags[pid - self._n_patterns]))
+            if got is None:
+                continue
+            bs = lo + len(window[: got[0]].encode("utf-8"))
+            be = lo + len(window[: got[1]].encode("utf-8"))
+            if be <= bs:
+                continue
+            spans = taken.setdefault(row, [])
+            if any(bs < te and ts < be for ts, te in spans):
+                continue
+            # Merge with an overlapping PERSON already found in this row.
+            merged = False
+            for k, (ts, te) in enumerate(mine):
+                if bs <= te and ts <= be:
+                    mine[k] = (min(ts, bs), max(te, be))
+                    merged = True
+                    break
+            if not merged:
+                mine.append((bs, be))
+        for row_spans in found.values():
+            for bs, be in row_spans:
+                sg = int(np.searchsorted(seg.buf_start, bs, side="right") - 1)
+                rows.append(sg)
+                types.append("PERSON")
+                ss.append(bs)
+                es.append(be)
+
+    # ------------------------------------------------------------------ tables
+
+    def _spans_table(
+        self, seg: "_Segments", lead_cum: I64, segs: list[int], types: list[str], ss: list[int], es: list[int], row_base: int
+    ) -> pa.Table:
+        if not segs:
+            return SPANS_SCHEMA.empty_table()
+        sg = np.array(segs, dtype=np.int64)
+        cs = seg.to_char(lead_cum, sg, np.array(ss, dtype=np.int64))
+        ce = seg.to_char(lead_cum, sg, np.array(es, dtype=np.int64))
+        rows = seg.row[sg] + row_base
+        order = np.lexsort((ce, cs, rows))
+        return pa.table(
+            {
+                "row": pa.array(rows[order], pa.int64()),
+                "entity_type": pa.array([types[i] for i in order.tolist()], pa.string()),
+                "start": pa.array(cs[order], pa.int32()),
+                "end": pa.array(ce[order], pa.int32()),
+            },
+            schema=SPANS_SCHEMA,
+        )
+
+    def _topics_table(self, seg: "_Segments", lead_cum: I64, hits: Hits, is_pat: npt.NDArray[np.bool_], row_base: int) -> pa.Table:
+        lit = ~is_pat
+        lid = np.where(lit, hits.pid - self._n_patterns, 0)
+        sel = np.nonzero(lit & (self._lits.kind[lid] == _KIND_TOPIC))[0]
+        if not sel.size:
+            return TOPICS_SCHEMA.empty_table()
+        st, en, l = hits.start[sel], hits.end[sel], lid[sel]
+        sg = np.searchsorted(seg.buf_start, st, side="right") - 1
+        table: TopicTable = score_topics(
+            seg.row[sg], self._lits.topic[l].astype(np.int64), l, self._lits.weight[l], self._thresholds
+        )
+        if not table.keep.size:
+            return TOPICS_SCHEMA.empty_table()
+        k = table.keep
+        cs = seg.to_char(lead_cum, sg[k], st[k])
+        ce = seg.to_char(lead_cum, sg[k], en[k])
+        rows = seg.row[sg[k]] + row_base
+        topic_idx = self._lits.topic[l[k]]
+        order = np.lexsort((cs, topic_idx, rows))
+        return pa.table(
+            {
+                "row": pa.array(rows[order], pa.int64()),
+                "topic": pa.array([self._topic_names[int(t)] for t in topic_idx[order]], pa.string()),
+                "score": pa.array(table.score[order], pa.float64()),
+                "evidence_start": pa.array(cs[order], pa.int32()),
+                "evidence_end": pa.array(ce[order], pa.int32()),
+            },
+            schema=TOPICS_SCHEMA,
+        )
+
+
+# ---------------------------------------------------------------------- segments
+
+
+@dataclass
+class _Segments:
+    """The scan buffer and, per segment, its row, buffer range and character base."""
+
+    buf: bytes
+    row: I64
+    buf_start: I64  # first body byte of the segment in buf
+    buf_end: I64
+    own_lo: I64  # hits must start in [own_lo, own_hi) (buffer coordinates)
+    own_hi: I64
+    char_base: I64  # characters of the row before the segment
+    windowed: bool = False
+    _unused: list[int] = field(default_factory=list)
+
+    def assign(self, hits: Hits) -> Hits:
+        """Drop hits that cross a segment end or start outside the segment's own range."""
+        if not hits.pid.size:
+            return hits
+        sg = np.searchsorted(self.buf_start, hits.start, side="right") - 1
+        sg = np.clip(sg, 0, self.row.size - 1)
+        ok = (hits.start >= self.own_lo[sg]) & (hits.start < self.own_hi[sg]) & (hits.end <= self.buf_end[sg])
+        ok &= hits.end > hits.start
+        return Hits(hits.pid[ok], hits.start[ok], hits.end[ok])
+
+    def to_char(self, lead_cum: I64, sg: I64, pos: I64) -> I64:
+        """Character offset within the row of buffer byte ``pos`` in segment ``sg``."""
+        return self.char_base[sg] + lead_cum[pos] - lead_cum[self.buf_start[sg]]
+
+
+def _lead_cumsum(arr: npt.NDArray[np.uint8]) -> I64:
+    """lead_cum[i] = number of UTF-8 character starts in arr[:i]."""
+    out = np.zeros(arr.size + 1, dtype=np.int64)
+    np.cumsum((arr & 0xC0) != 0x80, out=out[1:])
+    return out
+
+
+def _segments(arr: pa.StringArray) -> _Segments:
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    if arr.null_count:
+        valid = np.asarray(arr.is_valid())
+        lengths = np.where(valid, np.diff(offsets), 0)
+    else:
+        lengths = np.diff(offsets)
+    if n and lengths.max(initial=0) > LONG_TEXT:
+        return _segments_windowed(data, offsets, lengths)
+    d0 = int(offsets[0]) if n else 0
+    body = data[d0 : int(offsets[-1])] if n else np.zeros(0, np.uint8)
+    if arr.null_count:
+        # Null entries may still point at bytes; blank them so they scan as empty.
+        keep = np.repeat(lengths > 0, np.diff(offsets))
+        body = np.where(keep, body, 0).astype(np.uint8) if body.size else body
+    rel = offsets - d0
+    # Insert a NUL before every text and after the last one.
+    out = np.insert(body, rel[:-1], 0) if n else np.zeros(0, np.uint8)
+    out = np.concatenate([out, np.zeros(1, np.uint8)])
+    starts = rel[:-1] + np.arange(1, n + 1)
+    ends = starts + np.diff(offsets)
+    row = np.arange(n, dtype=np.int64)
+    return _Segments(out.tobytes(), row, starts, ends, starts, ends + 1, np.zeros(n, np.int64))
+
+
+def _segments_windowed(data: npt.NDArray[np.uint8], offsets: I64, lengths: I64) -> _Segments:
+    """Segments for a batch with very long texts: each long text becomes windows."""
+    pieces: list[npt.NDArray[np.uint8]] = [np.zeros(1, np.uint8)]
+    row: list[int] = []
+    bstart: list[int] = []
+    bend: list[int] = []
+    olo: list[int] = []
+    ohi: list[int] = []
+    cbase: list[int] = []
+    pos = 1
+    for r in range(offsets.size - 1):
+        lo, n = int(offsets[r]), int(lengths[r])
+        text = data[lo : lo + n]
+        own = 0
+        chars_before = 0
+        while True:
+            own_end = min(n, own + WINDOW)
+            own_end = _char_boundary(text, own_end)
+            w_lo = _char_boundary(text, max(0, own - OVERLAP))
+            w_hi = _char_boundary(text, min(n, own_end + OVERLAP))
+            piece = text[w_lo:w_hi]
+            row.append(r)
+            bstart.append(pos)
+            bend.append(pos + piece.size)
+            olo.append(pos + (own - w_lo))
+            ohi.append(pos + (own_end - w_lo) + (1 if own_end == n else 0))
+            cbase.append(chars_before - int(np.count_nonzero((text[w_lo:own] & 0xC0) != 0x80)))
+            pieces.append(piece)
+            pieces.append(np.zeros(1, np.uint8))
+            pos += piece.size + 1
+            chars_before += int(np.count_nonzero((text[own:own_end] & 0xC0) != 0x80))
+            if own_end >= n:
+                break
+            own = own_end
+    a = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
+    return _Segments(np.concatenate(pieces).tobytes(), a(row), a(bstart), a(bend), a(olo), a(ohi), a(cbase), True)
+
+
+def _char_boundary(text: npt.NDArray[np.uint8], i: int) -> int:
+    while 0 < i < text.size and (text[i] & 0xC0) == 0x80:
+        i += 1
+    return i
+
+
+# ---------------------------------------------------------------------- arrays
+
+
+def _string_chunks(texts: pa.Array | pa.ChunkedArray) -> list[pa.StringArray]:
+    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
+    out: list[pa.StringArray] = []
+    for c in chunks:
+        if pa.types.is_large_string(c.type) or pa.types.is_string_view(c.type):
+            c = c.cast(pa.string()) if c.nbytes < (1 << 31) - 1 else c
+        if not pa.types.is_string(c.type):
+            raise DetectError(f"detect needs a string array, got {c.type}", field="text", value=str(c.type))
+        out.append(c)
+    return out
+
+
+def iter_batches(arrays: list[pa.StringArray], batch_bytes: int) -> Iterator[tuple[int, pa.StringArray]]:
+    """Slices of at most ``batch_bytes`` of text (or one long text) and their first row number."""
+    base = 0
+    for arr in arrays:
+        n = len(arr)
+        if n == 0:
+            continue
+        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+        i = 0
+        while i < n:
+            limit = offsets[i] + batch_bytes
+            j = int(np.searchsorted(offsets, limit, side="right")) - 1
+            j = min(max(j, i + 1), n, i + BATCH_ROWS)
+            yield base + i, arr.slice(i, j - i)
+            i = j
+        base += n
+
+
+def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    tables = [t for t in tables if t.num_rows]
+    if not tables:
+        return schema.empty_table()
+    return pa.concat_tables(tables).combine_chunks()
+
+
+def default_workers() -> int:
+    """Worker processes when none are given: the machine's cores."""
+    return os.cpu_count() or 1

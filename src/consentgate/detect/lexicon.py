@@ -1,0 +1,129 @@
+"""Lexicons: person names from Faker, common words, member names, topic phrases.
+
+Owns building the word lists the detector compiles as literals:
+
+* first and last names from every locale of the installed Faker package
+  (``faker.providers.person.<locale>.Provider``), built at first use, never
+  downloaded;
+* common English words (Faker's ``lorem.en_US`` word list) that must not count as a
+  name on their own ("Will", "May", "Grant");
+* member directory names: each ``display_name`` as a whole and its tokens;
+* topic phrases from ``topics.yaml`` shipped beside this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Final, Iterable
+
+import yaml
+
+from consentgate.datamodel import TOPICS
+from consentgate.errors import DetectError
+
+_NAME_TOKEN: Final = re.compile(r"^[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)*$")
+MIN_NAME_LEN: Final = 3
+
+
+@dataclass(frozen=True)
+class NameLexicon:
+    """First and last names (as written, capitalised) and words that are not names alone."""
+
+    first: frozenset[str]
+    last: frozenset[str]
+    common: frozenset[str]
+
+
+def _provider_list(provider: Any, attr: str) -> list[str]:
+    for klass in provider.__mro__:
+        value = klass.__dict__.get(attr)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [v for v in value if isinstance(v, str)]
+        if isinstance(value, dict):
+            return [v for v in value if isinstance(v, str)]
+        if value is not None:
+            return []
+    return []
+
+
+def _usable(name: str) -> bool:
+    return len(name) >= MIN_NAME_LEN and name[0].isupper() and bool(_NAME_TOKEN.match(name))
+
+
+@lru_cache(maxsize=1)
+def name_lexicon() -> NameLexicon:
+    """Every Faker locale's first and last names (single tokens, capitalised, >= 3 letters)."""
+    import faker.providers.lorem.en_US as lorem
+    import faker.providers.person as person
+
+    first: set[str] = set()
+    last: set[str] = set()
+    for module in pkgutil.iter_modules(person.__path__):
+        provider = importlib.import_module(f"faker.providers.person.{module.name}").Provider
+        for attr in ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary"):
+            first.update(n for n in _provider_list(provider, attr) if _usable(n))
+        last.update(n for n in _provider_list(provider, "last_names") if _usable(n))
+    common = {w.lower() for w in lorem.Provider.word_list}
+    common.update(_EXTRA_COMMON)
+    return NameLexicon(frozenset(first), frozenset(last), frozenset(common))
+
+
+# Sentence starters and calendar words that are also given names in some locale.
+# Faker's lorem list covers most common words; these few are frequent in messages.
+_EXTRA_COMMON: Final = frozenset(
+    "hi hey hello dear thanks thank cheers regards best sincerely monday tuesday wednesday thursday friday saturday "
+    "sunday january february march april may june july august september october november december happy great "
+    "sure yes no ok okay please sorry congrats welcome good nice will can may june august grant mark bill rose "
+    "faith hope joy dawn summer autumn winter spring sky star page case chase cash rich price young long king "
+    "street avenue road lane drive court suite apt unit box via rue calle team group company the our your".split()
+)
+
+
+def member_name_tokens(names: Iterable[str]) -> tuple[list[str], set[str]]:
+    """Distinct full display names (two tokens or more) and their single name tokens."""
+    full: set[str] = set()
+    tokens: set[str] = set()
+    for raw in names:
+        if not isinstance(raw, str):
+            continue
+        name = " ".join(raw.split())
+        parts = [p for p in name.split(" ") if _usable(p)]
+        if len(name.split(" ")) >= 2 and len(name) >= 5:
+            full.add(name)
+        tokens.update(parts)
+    return sorted(full), tokens
+
+
+@dataclass(frozen=True)
+class TopicLexicon:
+    """Phrases per topic with weights, and the score threshold per topic."""
+
+    phrases: dict[str, dict[str, float]]
+    thresholds: dict[str, float]
+
+
+@lru_cache(maxsize=1)
+def topic_lexicon() -> TopicLexicon:
+    """Load ``topics.yaml`` (shipped with the package) and check it names only known topics."""
+    text = resources.files("consentgate.detect").joinpath("topics.yaml").read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    phrases: dict[str, dict[str, float]] = {}
+    thresholds: dict[str, float] = {}
+    for topic, body in data["topics"].items():
+        if topic not in TOPICS:
+            raise DetectError(f"topics.yaml names unknown topic {topic!r}", value=topic)
+        thresholds[topic] = float(body["threshold"])
+        table: dict[str, float] = {}
+        for weight_key, weight in (("strong", 1.0), ("medium", 0.35), ("weak", 0.15)):
+            for phrase in body.get(weight_key, []) or []:
+                table[" ".join(str(phrase).lower().split())] = weight
+        phrases[topic] = table
+    missing = set(TOPICS) - set(phrases)
+    if missing:
+        raise DetectError(f"topics.yaml lacks topics {sorted(missing)}")
+    return TopicLexicon(phrases, thresholds)

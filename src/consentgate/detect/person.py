@@ -1,0 +1,139 @@
+"""PERSON detection from three signals: member directory, name lexicon, context cues.
+
+Owns turning raw name-token and cue hits (from the multi-pattern scan) into PERSON
+spans. Work happens per hit on a small decoded window around it, so a hit costs a
+few microseconds regardless of the text length.
+
+Rules (see docs/detection.md for the recall they reach):
+
+* a member's full ``display_name`` is a PERSON wherever it appears (any case);
+* a run of capitalised words joined by single spaces (optionally with a middle
+  initial) that contains a first name from the lexicon or a member's name token is
+  a PERSON; a run ending in a known last name is a PERSON when the word before it is
+  capitalised and not a common word;
+* a lone lexicon first name or member name token is a PERSON unless it is a common
+  English word;
+* after a cue ("Hi", "Dear", "Thanks,", "Mr.", "my name is", ...) or before
+  "wrote:" / "said", the adjacent capitalised words are a PERSON.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+from consentgate.detect.lexicon import NameLexicon
+
+FIRST: Final = 1
+LAST: Final = 2
+MEMBER: Final = 4
+MEMBER_FULL: Final = 8
+
+_CAP: Final = r"[^\W\d_][^\W\d_'’-]*"
+_RIGHT: Final = re.compile(r"(?:[ \t]+(?:[^\W\d_]\.?[ \t]+)?(" + _CAP + r"))")
+_LEFT: Final = re.compile(r"(" + _CAP + r")[ \t]+(?:[^\W\d_]\.?[ \t]+)?$")
+_WORD_AT: Final = re.compile(_CAP)
+WINDOW: Final = 96
+
+
+@dataclass
+class PersonContext:
+    """What the rules consult: the lexicon and the member name tokens."""
+
+    lexicon: NameLexicon
+    member_tokens: frozenset[str]
+
+    def flags_of(self, token: str) -> int:
+        f = 0
+        if token in self.lexicon.first:
+            f |= FIRST
+        if token in self.lexicon.last:
+            f |= LAST
+        if token in self.member_tokens:
+            f |= MEMBER
+        return f
+
+    def is_common(self, token: str) -> bool:
+        return token.lower() in self.lexicon.common
+
+
+def _is_cap(token: str) -> bool:
+    return token[:1].isupper()
+
+
+def extend_name(ctx: PersonContext, text: str, start: int, end: int, flags: int) -> tuple[int, int] | None:
+    """The PERSON span (character offsets in ``text``) around a name-token hit, or None."""
+    if flags & MEMBER_FULL:
+        return start, end
+    s, e = start, end
+    tokens = [text[start:end]]
+    # Extend right over up to two capitalised words (with an optional middle initial).
+    for _ in range(2):
+        m = _RIGHT.match(text, e)
+        if not m or not _is_cap(m.group(1)) or ctx.is_common(m.group(1)):
+            break
+        tokens.append(m.group(1))
+        e = m.end(1)
+    # Extend left over one capitalised word when it is a name or the hit is a last name.
+    m = _LEFT.search(text, max(0, s - 48), s)
+    if m and _is_cap(m.group(1)) and not ctx.is_common(m.group(1)):
+        left = m.group(1)
+        if ctx.flags_of(left) or (flags & LAST):
+            tokens.insert(0, left)
+            s = m.start(1)
+    if len(tokens) >= 2:
+        any_first = any(ctx.flags_of(t) & (FIRST | MEMBER) for t in tokens)
+        ends_last = bool(ctx.flags_of(tokens[-1]) & LAST)
+        if any_first or ends_last:
+            return s, e
+        return None
+    token = tokens[0]
+    if ctx.is_common(token):
+        return None
+    if flags & (FIRST | MEMBER):
+        return s, e
+    return None
+
+
+def cue_name(ctx: PersonContext, text: str, cue_start: int, cue_end: int, after: bool) -> tuple[int, int] | None:
+    """The name next to a cue: following it, or (``after``) preceding "wrote:" and the like."""
+    if after:
+        # Walk back over up to three capitalised words ending right before the cue.
+        e = cue_start
+        s = e
+        count = 0
+        while count < 3:
+            j = s
+            while j > 0 and (text[j - 1].isalpha() or text[j - 1] in "'’-"):
+                j -= 1
+            word = text[j:s]
+            if not word or not _is_cap(word) or ctx.is_common(word):
+                break
+            s = j
+            count += 1
+            if s > 0 and text[s - 1] == " ":
+                s -= 1
+            else:
+                break
+        while s < e and text[s] == " ":
+            s += 1
+        return (s, e) if count else None
+    m = _WORD_AT.match(text, cue_end)
+    if not m:
+        return None
+    word = m.group(0)
+    if ctx.is_common(word):
+        return None
+    if not _is_cap(word) and not (word.capitalize() in ctx.lexicon.first or word.capitalize() in ctx.lexicon.last):
+        return None
+    e = m.end()
+    lower_ok = not _is_cap(word)
+    for _ in range(2):
+        r = _RIGHT.match(text, e)
+        if not r or ctx.is_common(r.group(1)):
+            break
+        if not _is_cap(r.group(1)) and not (lower_ok and r.group(1).capitalize() in ctx.lexicon.last):
+            break
+        e = r.end(1)
+    return m.start(), e

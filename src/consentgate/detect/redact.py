@@ -1,0 +1,152 @@
+"""Redaction of detected spans: mask, keyed pseudonym, or drop the record.
+
+Owns ``redact(texts, spans, strategies, key) -> Redaction``.
+
+* ``mask`` replaces a span with ``[ENTITY_TYPE]``;
+* ``pseudonym`` replaces it with ``<ENTITY_TYPE_xxxxxx>``, the first six hex digits
+  of HMAC-SHA256(key, entity type + normalised value). The same value gets the same
+  token in every record of a dataset that uses the same key; the key is never logged
+  or written;
+* ``drop_record`` drops the whole record (its text becomes null, ``dropped`` true).
+
+Overlapping or touching spans merge into one replacement first, so redacted text
+never keeps part of a detected span. A detected type with no strategy is masked
+(fail closed). Only rows that have spans are rebuilt in Python; the others pass
+through untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import unicodedata
+from dataclasses import dataclass
+from typing import Final, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from consentgate.errors import DetectError
+
+STRATEGIES: Final = ("mask", "pseudonym", "drop_record")
+_SEVERITY: Final = {"mask": 0, "pseudonym": 1, "drop_record": 2}
+_NUMERIC: Final = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"})
+_NON_ALNUM: Final = re.compile(r"[^0-9A-Za-z]")
+
+
+@dataclass
+class Redaction:
+    """Redacted texts (null where dropped), the dropped flags and spans redacted per type."""
+
+    texts: pa.StringArray
+    dropped: pa.BooleanArray
+    counts: dict[str, int]
+
+
+def _normalise(entity_type: str, value: str) -> str:
+    if entity_type in _NUMERIC:
+        return _NON_ALNUM.sub("", value).upper()
+    return " ".join(unicodedata.normalize("NFKC", value).casefold().split())
+
+
+def pseudonym(entity_type: str, value: str, key: bytes) -> str:
+    """The keyed pseudonym token of ``value`` (``<PERSON_5f2a9c>`` style)."""
+    digest = hmac.new(key, f"{entity_type}\x1f{_normalise(entity_type, value)}".encode("utf-8"), hashlib.sha256).hexdigest()
+    return f"<{entity_type}_{digest[:6]}>"
+
+
+def _check(strategies: Mapping[str, str], key: bytes | None) -> None:
+    for etype, strategy in strategies.items():
+        if strategy not in STRATEGIES:
+            raise DetectError(
+                f"unknown redaction strategy {strategy!r} for {etype}",
+                hint=f"Use one of {', '.join(STRATEGIES)}.",
+                field=etype,
+                value=strategy,
+            )
+    if key is None and "pseudonym" in strategies.values():
+        raise DetectError(
+            "pseudonym redaction needs a key",
+            hint="Set pseudonym_key in consentgate.toml or CONSENTGATE_PSEUDONYM_KEY.",
+            field="pseudonym_key",
+        )
+    if key is not None and len(key) < 16:
+        raise DetectError("pseudonym key is shorter than 16 bytes", hint="Use a random key of at least 16 bytes.", field="pseudonym_key")
+
+
+def _merge(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, list[tuple[int, int, str]]]]:
+    """Merge overlapping or touching spans; each group keeps its members."""
+    out: list[tuple[int, int, list[tuple[int, int, str]]]] = []
+    for s, e, t in sorted(spans):
+        if out and s <= out[-1][1]:
+            ps, pe, members = out[-1]
+            members.append((s, e, t))
+            out[-1] = (ps, max(pe, e), members)
+        else:
+            out.append((s, e, [(s, e, t)]))
+    return out
+
+
+def _redact_one(text: str, spans: list[tuple[int, int, str]], strategies: Mapping[str, str], key: bytes | None) -> str | None:
+    parts: list[str] = []
+    pos = 0
+    for s, e, members in _merge(spans):
+        s, e = max(0, s), min(len(text), e)
+        # The label of a merged group is its longest member's type; its strategy the strictest.
+        etype = max(members, key=lambda m: (m[1] - m[0], -m[0]))[2]
+        strategy = max((strategies.get(m[2], "mask") for m in members), key=_SEVERITY.__getitem__)
+        if strategy == "drop_record":
+            return None
+        parts.append(text[pos:s])
+        if strategy == "pseudonym":
+            assert key is not None
+            parts.append(pseudonym(etype, text[s:e], key))
+        else:
+            parts.append(f"[{etype}]")
+        pos = max(pos, e)
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def redact(texts: pa.Array, spans: pa.Table, strategies: Mapping[str, str], key: bytes | None) -> Redaction:
+    """Apply ``strategies`` (entity type -> mask / pseudonym / drop_record) to ``spans`` of ``texts``."""
+    _check(strategies, key)
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    if not pa.types.is_string(texts.type):
+        texts = texts.cast(pa.string())
+    n = len(texts)
+    for col in ("row", "entity_type", "start", "end"):
+        if col not in spans.column_names:
+            raise DetectError(f"spans table lacks column {col!r}", field=col)
+    rows = np.asarray(spans.column("row").to_numpy(zero_copy_only=False), dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise DetectError("spans refer to rows outside the texts", field="row")
+    types = spans.column("entity_type").to_pylist()
+    starts = spans.column("start").to_pylist()
+    ends = spans.column("end").to_pylist()
+    counts: dict[str, int] = {}
+    by_row: dict[int, list[tuple[int, int, str]]] = {}
+    for r, t, s, e in zip(rows.tolist(), types, starts, ends):
+        by_row.setdefault(r, []).append((int(s), int(e), str(t)))
+        counts[str(t)] = counts.get(str(t), 0) + 1
+    dropped = np.zeros(n, dtype=bool)
+    if not by_row:
+        return Redaction(texts, pa.array(dropped, pa.bool_()), counts)
+    affected = sorted(by_row)
+    originals = texts.take(pa.array(affected, pa.int64())).to_pylist()
+    replacements: list[str | None] = []
+    for r, text in zip(affected, originals):
+        if text is None:
+            replacements.append(None)
+            continue
+        new = _redact_one(text, by_row[r], strategies, key)
+        if new is None:
+            dropped[r] = True
+        replacements.append(new)
+    mask = np.zeros(n, dtype=bool)
+    mask[affected] = True
+    out = pc.replace_with_mask(texts, pa.array(mask), pa.array(replacements, pa.string()))
+    return Redaction(out, pa.array(dropped, pa.bool_()), counts)

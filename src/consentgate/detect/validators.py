@@ -1,0 +1,158 @@
+"""Validators that turn pattern candidates into detections.
+
+Owns the checks that cut false positives after the multi-pattern scan: Luhn for
+card numbers, ISO 13616 mod-97 for IBANs, SSA area/group/serial rules for US SSNs,
+``ipaddress`` for IP addresses and the ``phonenumbers`` library for phone numbers.
+Each validator takes the candidate text and returns the (possibly shortened)
+accepted length in characters, or 0 to reject. Luhn and mod-97 are a few lines
+each, so they are written here rather than adding a dependency.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Callable, Final
+
+import phonenumbers
+
+# Regions tried for phone numbers written without a country code: the network's
+# largest markets. A number is accepted when it is a *possible* number for one of
+# them (length and prefix rules), like Presidio's default leniency.
+PHONE_REGIONS: Final = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "BE", "CH", "AT", "SE", "DK", "NO", "FI", "IE", "PL", "IN", "BR", "CA", "AU")
+
+_DATE_LIKE: Final = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:\D|$)")
+_DIGITS: Final = re.compile(r"\d")
+
+
+def digits(text: str) -> str:
+    """Only the ASCII digits of ``text``."""
+    return "".join(_DIGITS.findall(text))
+
+
+def luhn_ok(number: str) -> bool:
+    """The Luhn (mod 10) checksum used by payment card numbers."""
+    total = 0
+    for i, ch in enumerate(reversed(number)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def validate_card(text: str) -> int:
+    """Accept 12-19 digit numbers with a valid Luhn checksum, not all one digit."""
+    d = digits(text)
+    if not 12 <= len(d) <= 19 or len(set(d)) == 1 or not luhn_ok(d):
+        return 0
+    return len(text)
+
+
+def iban_ok(text: str) -> bool:
+    """ISO 13616: move the first four characters to the end, letters to numbers, mod 97 == 1."""
+    s = text.replace(" ", "").upper()
+    if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
+        return False
+    rearranged = s[4:] + s[:4]
+    try:
+        number = int("".join(str(int(c, 36)) for c in rearranged))
+    except ValueError:
+        return False
+    return number % 97 == 1
+
+
+def validate_iban(text: str) -> int:
+    """Accept the longest prefix (in whole groups) that passes mod-97."""
+    t = text
+    while len(t.replace(" ", "")) >= 15:
+        if iban_ok(t):
+            return len(t)
+        t = t[:-1].rstrip()
+    return 0
+
+
+def validate_ssn(text: str) -> int:
+    """SSA rules: area not 000, 666 or 900-999; group not 00; serial not 0000."""
+    d = digits(text)
+    if len(d) != 9:
+        return 0
+    area, group, serial = d[:3], d[3:5], d[5:]
+    if area in ("000", "666") or area[0] == "9" or group == "00" or serial == "0000":
+        return 0
+    if len(set(d)) == 1 or d in ("123456789", "078051120", "219099999"):
+        return 0
+    return len(text)
+
+
+def validate_ip(text: str) -> int:
+    """Accept what ``ipaddress`` parses (v4 dotted quad or v6)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return 0
+    if ":" in text and text.count(":") < 2:
+        return 0
+    return len(text)
+
+
+def _phone_possible(text: str) -> bool:
+    try:
+        if text.startswith("+"):
+            return phonenumbers.is_possible_number(phonenumbers.parse(text, None))
+        for region in PHONE_REGIONS:
+            num = phonenumbers.parse(text, region)
+            if phonenumbers.is_possible_number(num) and phonenumbers.is_valid_number(num):
+                return True
+    except phonenumbers.NumberParseException:
+        return False
+    return False
+
+
+def validate_phone(text: str) -> int:
+    """Accept a possible+valid number for a known region, trimming trailing groups."""
+    t = text.rstrip(" .-/(")
+    if _DATE_LIKE.match(t):
+        return 0
+    for _ in range(4):
+        n = len(digits(t))
+        if n < 7:
+            return 0
+        if n <= 15 and _phone_possible(t):
+            return len(t)
+        cut = max(t.rfind(" "), t.rfind("-"), t.rfind("."), t.rfind("/"))
+        if cut <= 0:
+            return 0
+        t = t[:cut].rstrip(" .-/(")
+    return 0
+
+
+def validate_url(text: str) -> int:
+    """Strip trailing sentence punctuation and unbalanced closing brackets."""
+    t = text
+    while t and t[-1] in ".,;:!?'\"":
+        t = t[:-1]
+    if t.endswith(")") and t.count("(") < t.count(")"):
+        t = t[:-1]
+    return len(t)
+
+
+def validate_email(text: str) -> int:
+    """Reject local parts or domains that start or end with a dot or hyphen."""
+    local, _, domain = text.partition("@")
+    if not local or local[0] in ".-" or domain.startswith("-"):
+        return 0
+    return len(text)
+
+
+VALIDATORS: Final[dict[str, Callable[[str], int]]] = {
+    "CREDIT_CARD": validate_card,
+    "IBAN_CODE": validate_iban,
+    "US_SSN": validate_ssn,
+    "IP_ADDRESS": validate_ip,
+    "PHONE_NUMBER": validate_phone,
+    "URL": validate_url,
+    "EMAIL_ADDRESS": validate_email,
+}
