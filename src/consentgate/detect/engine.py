@@ -212,7 +212,7 @@ class Detector:
             check = VALIDATORS.get(etype)
             if check is not None:
                 text = buf[s:e].decode("utf-8", "replace")
-                keep = check(text)
+                keep = check(text, buf[e : e + 8].decode("utf-8", "ignore"))
                 if keep <= 0:
                     continue
                 if keep < len(text):

@@ -50,12 +50,12 @@ class PatternSpec:
 
     def full(self) -> str:
         """The pattern text with its one-character prefix and suffix."""
-        return f"{self.prefix}(?:{self.body}){self.suffix}"
+        return f"(?:{self.prefix})(?:{self.body})(?:{self.suffix})"
 
     def grouped(self) -> str:
         """The same pattern with the body as group 1 (for the RE2 backend)."""
         flags = "(?i)" if self.caseless else ""
-        return f"{flags}{self.prefix}({self.body}){self.suffix}"
+        return f"{flags}(?:{self.prefix})({self.body})(?:{self.suffix})"
 
 
 _STREET_SUFFIX_EN: Final = (
@@ -101,7 +101,7 @@ PATTERNS: Final[tuple[PatternSpec, ...]] = (
     PatternSpec(
         "phone",
         "PHONE_NUMBER",
-        r"(?:\+|\()?\d[0-9 .\-/()]{4,22}\d",
+        r"(?:\+|\()?\d[0-9 .\-/()]{4,22}\d(?: ?(?:x|ext\.?) ?\d{1,5})?",
         prefix=r"[^0-9A-Za-z_+.\-/]",
         suffix=NUM_EDGE,
     ),
@@ -109,7 +109,7 @@ PATTERNS: Final[tuple[PatternSpec, ...]] = (
         "card",
         "CREDIT_CARD",
         r"\d(?:[ -]?\d){11,18}",
-        prefix=r"[^0-9A-Za-z_.\-]",
+        prefix=r"[^0-9A-Za-z_.+\-]",
         suffix=NUM_EDGE,
     ),
     PatternSpec(

@@ -21,7 +21,11 @@ import phonenumbers
 # them (length and prefix rules), like Presidio's default leniency.
 PHONE_REGIONS: Final = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "BE", "CH", "AT", "SE", "DK", "NO", "FI", "IE", "PL", "IN", "BR", "CA", "AU")
 
-_DATE_LIKE: Final = re.compile(r"^(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})(?:\D|$)")
+_DATE_LIKE: Final = re.compile(r"^(?:\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{2,4})(?: \d{1,2}(?::\d\d)?)?$")
+# Postal codes and ids that phonenumbers would accept: 12345-678, 1234-567.
+_NOT_PHONE: Final = re.compile(r"^\d{4,5}-\d{3}$")
+_PHONE_WORD: Final = re.compile(r"(?i)(?:office|mobile|cell|fax|home|work|tel|phone|desk|direct)\b")
+_EXTENSION: Final = re.compile(r" ?(?:x|ext\.?) ?\d{1,5}$")
 _DIGITS: Final = re.compile(r"\d")
 
 
@@ -48,6 +52,8 @@ def validate_card(text: str) -> int:
     d = digits(text)
     if not 12 <= len(d) <= 19 or len(set(d)) == 1 or not luhn_ok(d):
         return 0
+    if len(d) == 12 and not (d.startswith("50") or "56" <= d[:2] <= "69"):
+        return 0  # only Maestro issues 12-digit numbers
     return len(text)
 
 
@@ -111,11 +117,26 @@ def _phone_possible(text: str) -> bool:
     return False
 
 
-def validate_phone(text: str) -> int:
-    """Accept a possible+valid number for a known region, trimming trailing groups."""
+def validate_phone(text: str, following: str = "") -> int:
+    """Accept a possible+valid number for a known region, trimming trailing groups.
+
+    Without a leading ``+``, a run of plain digits needs 10 or more digits, and a
+    number of fewer than 10 digits directly followed by a word is taken for a house
+    number ("370 3911 Fourth Avenue"). ``following`` is the text after the candidate.
+    """
     t = text.rstrip(" .-/(")
-    if _DATE_LIKE.match(t):
+    if _DATE_LIKE.match(t) or _NOT_PHONE.match(t):
         return 0
+    ext = _EXTENSION.search(t)
+    core = t[: ext.start()] if ext else t
+    n_digits = len(digits(core))
+    if not core.startswith("+"):
+        if core.isdigit() and n_digits < 10:
+            return 0
+        if n_digits < 10 and following[:1] == " " and following[1:2].isalpha() and not _PHONE_WORD.match(following[1:]):
+            return 0
+    if ext and _phone_possible(core):
+        return len(t)
     for _ in range(4):
         n = len(digits(t))
         if n < 7:
@@ -147,12 +168,17 @@ def validate_email(text: str) -> int:
     return len(text)
 
 
-VALIDATORS: Final[dict[str, Callable[[str], int]]] = {
-    "CREDIT_CARD": validate_card,
-    "IBAN_CODE": validate_iban,
-    "US_SSN": validate_ssn,
-    "IP_ADDRESS": validate_ip,
+def _ignore_context(check: Callable[[str], int]) -> Callable[[str, str], int]:
+    return lambda text, following: check(text)
+
+
+# entity type -> check(candidate, text following it) -> accepted length (0 = reject)
+VALIDATORS: Final[dict[str, Callable[[str, str], int]]] = {
+    "CREDIT_CARD": _ignore_context(validate_card),
+    "IBAN_CODE": _ignore_context(validate_iban),
+    "US_SSN": _ignore_context(validate_ssn),
+    "IP_ADDRESS": _ignore_context(validate_ip),
     "PHONE_NUMBER": validate_phone,
-    "URL": validate_url,
-    "EMAIL_ADDRESS": validate_email,
+    "URL": _ignore_context(validate_url),
+    "EMAIL_ADDRESS": _ignore_context(validate_email),
 }
