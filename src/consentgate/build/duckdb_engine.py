@@ -1,0 +1,268 @@
+"""The DuckDB build engine: runs a ``BuildPlan`` on one machine with a process pool.
+
+Phases (each reported to the progress sink):
+
+1. **sources**: open and check the sources as canonical views (``build.sources``),
+   write the member-index table ``subjects/members.parquet``.
+2. **detect**: stream the records in Arrow batches from DuckDB to worker processes
+   running ``steps.annotate``; each worker writes its batch, sorted by shard, to a
+   scratch Parquet file (one row group per shard), plus topics and annotations.
+3. **decide**: DuckDB runs the compiled policy SQL over records, members, consent and
+   topics; build-level reasons are added; shards and slices are assigned;
+   ``decisions.parquet`` is written.
+4. **write**: one task per shard (in the pool): DuckDB sorts the shard's included
+   records by ``created_at``, ``steps.redact_batch`` redacts them, and the shard file
+   and its subject bitmap are written and hashed.
+
+Memory is bounded by the batch size, the number of batches in flight and DuckDB's
+memory limit (it spills sorts to the scratch folder), not by the input size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut, sha256_file, write_stream
+from consentgate.build.plan import BuildPlan, EngineResult, Progress, StepConfig
+from consentgate.build.sources import one, open_source, quote_str
+from consentgate.build.steps import ANNOTATED_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
+from consentgate.datamodel import RECORDS_SCHEMA
+from consentgate.errors import BuildError
+
+MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
+_MEMORY_MAIN = "1GB"
+_MEMORY_WORKER = "512MB"
+
+
+def connect(scratch: Path, *, threads: int, memory: str) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with UTC time, bounded memory and spilling into ``scratch``."""
+    scratch.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(config={"threads": max(threads, 1), "memory_limit": memory, "temp_directory": str(scratch)})
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
+    return con
+
+
+def shard_name(k: int) -> str:
+    return f"shard-{k:05d}"
+
+
+@dataclass(frozen=True)
+class ShardOut:
+    shard: int
+    rows: int
+    subjects: int
+    redactions: dict[str, int]
+
+
+# -- worker-side tasks (top level so the pool can pickle them) ------------------------------------------
+
+def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path) -> int:
+    """Annotate one batch and write it, sorted by shard (one row group per shard), to the scratch folder."""
+    annotated, topics = annotate(cfg, batch)
+    shards = annotated.column("shard").to_numpy()
+    order = np.argsort(shards, kind="stable")
+    table = pa.Table.from_batches([annotated]).take(pa.array(order, pa.int64()))
+    bounds = np.searchsorted(shards[order], np.arange(cfg.shards + 1))
+    name = f"p{index:07d}.parquet"
+    with pq.ParquetWriter(str(work / "a" / name), ANNOTATED_SCHEMA, compression="lz4") as w:
+        for k in range(cfg.shards):
+            if bounds[k + 1] > bounds[k]:
+                w.write_table(table.slice(bounds[k], bounds[k + 1] - bounds[k]), row_group_size=table.num_rows)
+    pq.write_table(table.select(["record_id", "shard", "drop"]), str(work / "n" / name), compression="lz4")
+    if topics.num_rows:
+        pq.write_table(topics, str(work / "t" / name), compression="lz4")
+    return int(batch.num_rows)
+
+
+def write_shard(cfg: StepConfig, k: int, work: Path, out: Path, member_index: Path) -> ShardOut:
+    """Sort, redact and write shard ``k`` and its subject bitmap."""
+    from pyroaring import BitMap
+
+    con = connect(work / f"tmp-{k}", threads=1, memory=_MEMORY_WORKER)
+    cols = ", ".join(f"a.{quote_ident_simple(c)}" for c in RECORDS_SCHEMA.names)
+    query = (
+        f"SELECT {cols}, a.spans, i.slice FROM read_parquet({quote_str(str(work / 'a' / '*.parquet'))}) a "
+        f"JOIN (SELECT record_id, slice FROM read_parquet({quote_str(str(work / 'included.parquet'))}) WHERE shard = {k}) i "
+        f"ON a.record_id = i.record_id WHERE a.shard = {k} ORDER BY a.created_at, a.record_id"
+    )
+    counts: dict[str, int] = {}
+    path = out / "data" / f"{shard_name(k)}.parquet"
+    with ParquetOut(path, OUTPUT_SCHEMA) as dest:
+        for table in _slice_groups(con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)):
+            redacted, c = redact_batch(cfg, table.combine_chunks().to_batches()[0] if table.num_rows else table)
+            for key, v in c.items():
+                counts[key] = counts.get(key, 0) + v
+            dest.write(pa.Table.from_batches([redacted]))
+        rows = dest.rows
+    con.execute(
+        f"CREATE TEMP TABLE subj AS SELECT DISTINCT p.member_id, m.index FROM (SELECT unnest(participants) AS member_id "
+        f"FROM read_parquet({quote_str(str(path))})) p LEFT JOIN read_parquet({quote_str(str(member_index))}) m ON p.member_id = m.member_id"
+    )
+    unknown = one(con.execute("SELECT count(*) FROM subj WHERE index IS NULL"))
+    subjects = con.sql("SELECT index FROM subj ORDER BY index").to_arrow_table().column(0).to_numpy()
+    con.close()
+    if unknown is None or unknown[0]:
+        raise BuildError(f"shard {k} holds a participant missing from the member index", hint="Report this: it should have been excluded.")
+    bitmap = BitMap(subjects.astype(np.uint32))
+    (out / "subjects" / f"{shard_name(k)}.roaring").write_bytes(bitmap.serialize())
+    return ShardOut(shard=k, rows=rows, subjects=len(bitmap), redactions=counts)
+
+
+def quote_ident_simple(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _slice_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
+    """Cut sorted rows into row groups of at most ROW_GROUP_ROWS that never span two slices."""
+    pending: list[pa.RecordBatch] = []
+    have = 0
+    current: int | None = None
+    for batch in reader:
+        slices = batch.column("slice").to_numpy()
+        start = 0
+        while start < batch.num_rows:
+            value = int(slices[start])
+            if current is not None and value != current and have:
+                yield pa.Table.from_batches(pending)
+                pending, have = [], 0
+            current = value
+            end = start + int(np.searchsorted(slices[start:], value, side="right"))
+            end = min(end, start + ROW_GROUP_ROWS - have)
+            pending.append(batch.slice(start, end - start))
+            have += end - start
+            start = end
+            if have == ROW_GROUP_ROWS:
+                yield pa.Table.from_batches(pending)
+                pending, have = [], 0
+    if have:
+        yield pa.Table.from_batches(pending)
+
+
+# -- the engine ---------------------------------------------------------------------------------------
+
+class _Runner:
+    """Runs tasks inline (1 worker) or in a spawn-based process pool, with bounded work in flight."""
+
+    def __init__(self, workers: int, cfg: StepConfig) -> None:
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+        if workers > 1:
+            ctx = multiprocessing.get_context("spawn")
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(cfg,))
+
+    def map_bounded(self, fn: Callable[..., Any], jobs: Iterator[tuple[Any, ...]], on_done: Callable[[Any], None]) -> None:
+        if self.pool is None:
+            for args in jobs:
+                on_done(fn(*args))
+            return
+        pending: set[Future[Any]] = set()
+        for args in jobs:
+            if len(pending) >= 2 * self.workers:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    on_done(f.result())
+            pending.add(self.pool.submit(fn, *args))
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for f in done:
+                on_done(f.result())
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DuckDBEngine:
+    """The default engine (see the module docstring)."""
+
+    name = "duckdb"
+
+    def run(self, plan: BuildPlan, out: Path, *, workers: int, progress: Progress) -> EngineResult:
+        from consentgate.build import decide
+
+        work = out / "_work"
+        for sub in ("a", "n", "t", "spill"):
+            (work / sub).mkdir(parents=True, exist_ok=True)
+        (out / "data").mkdir()
+        (out / "subjects").mkdir()
+        timings: dict[str, float] = {}
+        con = connect(work / "spill", threads=workers, memory=_MEMORY_MAIN)
+        try:
+            t0 = time.perf_counter()
+            progress.phase("check sources", None)
+            records = open_source(con, "records", plan.records, plan.mapping.records, "records")
+            members = open_source(con, "members", plan.members, plan.mapping.members, "members")
+            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
+            member_index = out / "subjects" / "members.parquet"
+            indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, con.sql(
+                "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"
+            ).to_arrow_reader(ROW_GROUP_ROWS))
+            names = tuple(r[0] for r in con.execute("SELECT display_name FROM members ORDER BY member_id").fetchall())
+            cfg = dataclasses.replace(plan.steps, member_names=names)
+            timings["sources"] = time.perf_counter() - t0
+
+            runner = _Runner(workers, cfg)
+            try:
+                t0 = time.perf_counter()
+                progress.phase("detect", records.rows)
+                reader = con.sql(f"SELECT {', '.join(RECORDS_SCHEMA.names)} FROM records").to_arrow_reader(plan.batch_size)
+                jobs = ((cfg, i, b.cast(RECORDS_SCHEMA), work) for i, b in enumerate(reader))
+                runner.map_bounded(annotate_part, jobs, progress.advance)
+                reader.close()
+                timings["detect"] = time.perf_counter() - t0
+
+                t0 = time.perf_counter()
+                progress.phase("decide", None)
+                outcome = decide.run_decide(con, plan, work, out)
+                timings["decide"] = time.perf_counter() - t0
+
+                t0 = time.perf_counter()
+                progress.phase("write shards", outcome.included)
+                shard_outs: dict[int, ShardOut] = {}
+
+                def done(s: ShardOut) -> None:
+                    shard_outs[s.shard] = s
+                    progress.advance(s.rows)
+
+                runner.map_bounded(write_shard, ((cfg, k, work, out, member_index) for k in range(plan.shards)), done)
+                timings["write"] = time.perf_counter() - t0
+            finally:
+                runner.close()
+        except duckdb.Error as exc:
+            raise BuildError(f"the build query failed in DuckDB ({type(exc).__name__})",
+                             hint="Run with --debug for details; check the sources and the policy.") from None
+        finally:
+            con.close()
+        redactions: dict[str, int] = {}
+        for s in shard_outs.values():
+            for key, v in s.redactions.items():
+                redactions[key] = redactions.get(key, 0) + v
+        return EngineResult(
+            input_rows={"records": records.rows, "members": members.rows},
+            input_files={"records": records.files, "members": members.files},
+            counts=outcome.counts,
+            redactions=dict(sorted(redactions.items())),
+            shard_rows=[shard_outs[k].rows for k in range(plan.shards)],
+            subject_counts=[shard_outs[k].subjects for k in range(plan.shards)],
+            members_indexed=indexed,
+            timings=timings,
+            versions={"duckdb": duckdb.__version__, "pyarrow": pa.__version__},
+        )
+
+
+def sha_of(path: Path) -> str:
+    return sha256_file(path)

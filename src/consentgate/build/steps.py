@@ -1,0 +1,148 @@
+"""The per-batch steps of a build plan: pure functions over Arrow record batches.
+
+Owns ``annotate`` (sharding key and shard, PII spans and topics from
+``consentgate.detect``) and ``redact_batch`` (redaction of the records that were
+included). They do no I/O and keep no state except one ``Detector`` per process,
+so any engine can run them: DuckDB's engine in a process pool, a Spark engine in
+``mapInArrow``. The same input gives the same output whatever the batching.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from consentgate.build.plan import StepConfig
+from consentgate.build.sharding import shard_array, shard_keys
+from consentgate.datamodel import RECORDS_SCHEMA
+
+if TYPE_CHECKING:
+    from consentgate.detect import Detector
+
+SPAN_TYPE = pa.struct([pa.field("entity_type", pa.string()), pa.field("start", pa.int32()), pa.field("end", pa.int32())])
+SPANS_TYPE = pa.list_(pa.field("item", SPAN_TYPE))
+
+ANNOTATED_SCHEMA = pa.schema(
+    [*RECORDS_SCHEMA, pa.field("shard", pa.int32(), nullable=False), pa.field("spans", SPANS_TYPE), pa.field("drop", pa.bool_())]
+)
+TOPICS_SCHEMA = pa.schema([pa.field("record_id", pa.string()), pa.field("topic", pa.string())])
+TOPIC_ENTITY = "SENSITIVE_TOPIC"
+_SPAN_TABLE = pa.schema([("row", pa.int64()), ("entity_type", pa.string()), ("start", pa.int32()), ("end", pa.int32())])
+OUTPUT_SCHEMA = pa.schema([*RECORDS_SCHEMA, pa.field("slice", pa.int32(), nullable=False)])
+
+_detector: Detector | None = None
+_detector_key: int | None = None
+
+
+def detector(cfg: StepConfig) -> Detector:
+    """This process's detector for ``cfg`` (built once; building compiles the pattern database)."""
+    global _detector, _detector_key
+    key = hash(cfg.member_names)
+    if _detector is None or _detector_key != key:
+        from consentgate.detect import Detector
+
+        _detector = Detector(member_names=list(cfg.member_names) or None)
+        _detector_key = key
+    return _detector
+
+
+def init_worker(cfg: StepConfig) -> None:
+    """Process-pool initializer: build the detector before the first batch arrives."""
+    detector(cfg)
+
+
+def spans_to_lists(spans: pa.Table, n: int) -> pa.ListArray:
+    """Per-row lists of ``(entity_type, start, end)`` from a ``ScanResult.spans`` table over ``n`` rows."""
+    rows = spans.column("row").to_numpy() if spans.num_rows else np.zeros(0, np.int64)
+    order = np.argsort(rows, kind="stable")
+    take = pa.array(order, pa.int64())
+    values = pa.StructArray.from_arrays(
+        [
+            pc.take(spans.column("entity_type"), take).combine_chunks().cast(pa.string()),
+            pc.take(spans.column("start"), take).combine_chunks().cast(pa.int32()),
+            pc.take(spans.column("end"), take).combine_chunks().cast(pa.int32()),
+        ],
+        fields=list(SPAN_TYPE),
+    ) if spans.num_rows else pa.array([], SPAN_TYPE)
+    counts = np.bincount(rows, minlength=n) if n else np.zeros(0, np.int64)
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=SPANS_TYPE)
+
+
+def lists_to_spans(lists: pa.Array | pa.ChunkedArray) -> pa.Table:
+    """The inverse of ``spans_to_lists``: a spans table with ``row`` = position in ``lists``."""
+    if isinstance(lists, pa.ChunkedArray):
+        lists = lists.combine_chunks()
+    flat = pc.list_flatten(lists)
+    return pa.table({
+        "row": pc.list_parent_indices(lists).cast(pa.int64()),
+        "entity_type": flat.field("entity_type"),
+        "start": flat.field("start"),
+        "end": flat.field("end"),
+    })
+
+
+def _drop_flags(spans: pa.Table, n: int, drop_entities: tuple[str, ...]) -> pa.Array:
+    flags = np.zeros(n, dtype=bool)
+    if drop_entities and spans.num_rows:
+        hit = pc.is_in(spans.column("entity_type"), value_set=pa.array(drop_entities, pa.string()))
+        rows = pc.filter(spans.column("row"), hit).to_numpy()
+        flags[rows] = True
+    return pa.array(flags, pa.bool_())
+
+
+def _topic_spans(topics: pa.Table, redact_topics: tuple[str, ...]) -> pa.Table:
+    """The evidence of topics the policy redacts (rather than excludes), as spans of type TOPIC_ENTITY."""
+    hit = pc.is_in(topics.column("topic"), value_set=pa.array(redact_topics, pa.string()))
+    ev = topics.filter(hit)
+    return pa.table({
+        "row": ev.column("row").cast(pa.int64()),
+        "entity_type": pa.array([TOPIC_ENTITY] * ev.num_rows, pa.string()),
+        "start": ev.column("evidence_start").cast(pa.int32()),
+        "end": ev.column("evidence_end").cast(pa.int32()),
+    })
+
+
+def annotate(cfg: StepConfig, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Table]:
+    """Records (canonical schema) -> (records + shard + spans + drop, topics as (record_id, topic)).
+
+    ``spans`` holds the PII spans plus the evidence of topics the policy redacts.
+    ``drop`` marks a record holding an entity whose strategy is ``drop_record``: it
+    never reaches the dataset, whatever the policy decides.
+    """
+    n = batch.num_rows
+    shards = shard_array(shard_keys(batch.column("record_id"), batch.column("thread_id")), cfg.shards)
+    scan = detector(cfg).scan(batch.column("text"))
+    spans = scan.spans.select(["row", "entity_type", "start", "end"])
+    if cfg.redact_topics and scan.topics.num_rows:
+        spans = pa.concat_tables([spans.cast(_SPAN_TABLE), _topic_spans(scan.topics, cfg.redact_topics).cast(_SPAN_TABLE)])
+    annotated = pa.RecordBatch.from_arrays(
+        [*batch.columns, shards, spans_to_lists(spans, n), _drop_flags(spans, n, cfg.drop_entities)],
+        schema=ANNOTATED_SCHEMA,
+    )
+    topics = scan.topics
+    topic_rows = pc.take(batch.column("record_id"), topics.column("row")) if topics.num_rows else pa.array([], pa.string())
+    topic_table = pa.table({"record_id": topic_rows, "topic": topics.column("topic").cast(pa.string())}, schema=TOPICS_SCHEMA)
+    return annotated, topic_table.group_by(["record_id", "topic"]).aggregate([])
+
+
+def redact_batch(cfg: StepConfig, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, int]]:
+    """Annotated records (plus ``slice``) -> output rows with redacted text, and redaction counts by entity type."""
+    from consentgate.detect import redact
+
+    spans = lists_to_spans(batch.column("spans"))
+    result: Any = redact(batch.column("text"), spans, cfg.strategies, cfg.pseudonym_key)
+    if pc.any(result.dropped).as_py():
+        # Records with drop_record entities were excluded before this step; the detector
+        # and the redactor disagree, so stop rather than write a record that should go.
+        from consentgate.errors import BuildError
+
+        raise BuildError("redaction dropped a record that the build had already cleared",
+                         hint="Report this: detection and redaction disagree about drop_record entities.")
+    columns = [result.texts if name == "text" else batch.column(name) for name in OUTPUT_SCHEMA.names]
+    out = pa.RecordBatch.from_arrays(columns, schema=OUTPUT_SCHEMA)
+    return out, {str(k): int(v) for k, v in result.counts.items()}
