@@ -22,6 +22,9 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from consentgate.ledger.models import GENESIS
 
 __all__ = ["GENESIS", "canonical", "event_hash", "chain_hashes"]
@@ -62,3 +65,46 @@ def chain_hashes(rows: Iterable[Sequence[Any]], prev_hash: str = GENESIS) -> Ite
         h = sha(_dumps([*row, prev]).encode("utf-8")).hexdigest()
         yield prev, h
         prev = h
+
+
+_NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+
+
+def _json_strings(col: pa.Array) -> pa.Array:
+    """JSON literals of a string column (``"text"`` or ``null``), vectorised.
+
+    Only valid when no value needs JSON escaping (checked by the caller): for such
+    strings ``json.dumps(s, ensure_ascii=False)`` is exactly ``'"' + s + '"'``.
+    """
+    quoted = pc.binary_join_element_wise('"', col, '"', "")
+    return pc.if_else(pc.is_null(col), "null", quoted)
+
+
+def batch_prefixes(first_seq: int, columns: Sequence[pa.Array], recorded_us: pa.Array, keys: pa.Array) -> list[str] | None:
+    """Canonical encodings of a batch of rows up to (not including) the prev_hash, or
+    None when some value needs JSON escaping (the caller then uses ``chain_hashes``).
+
+    ``columns`` are the seven string fields event_id .. policy_version. Equality with
+    ``canonical()`` is checked by tests/ledger/test_chain.py.
+    """
+    strings = [*columns, keys]
+    for col in strings:
+        if col.null_count < len(col) and pc.any(pc.match_substring_regex(col, _NEEDS_ESCAPE)).as_py():
+            return None
+    n = len(recorded_us)
+    seqs = pa.array(range(first_seq, first_seq + n), pa.int64()).cast(pa.string())
+    parts = [seqs, *(_json_strings(c) for c in columns), recorded_us.cast(pa.string()), _json_strings(keys)]
+    joined = pc.binary_join_element_wise(*parts, ",")
+    out: list[str] = pc.binary_join_element_wise("[", joined, ',"', "").to_pylist()
+    return out
+
+
+def chain_from_prefixes(prefixes: Sequence[str], prev_hash: str) -> list[str]:
+    """Hashes of rows whose canonical encoding is ``prefix + prev_hash + '"]'``, chained."""
+    sha = hashlib.sha256
+    out: list[str] = []
+    prev = prev_hash
+    for p in prefixes:
+        prev = sha(f'{p}{prev}"]'.encode("utf-8")).hexdigest()
+        out.append(prev)
+    return out

@@ -69,6 +69,7 @@ def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA busy_timeout = 60000")
     cur.execute("PRAGMA journal_mode = WAL")
     cur.execute("PRAGMA synchronous = FULL")
+    cur.execute("PRAGMA cache_size = -131072")  # up to 128 MiB: bulk imports update big indexes
     cur.close()
 
 

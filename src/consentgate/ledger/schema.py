@@ -16,7 +16,7 @@ events = Table(
     "consent_events",
     metadata,
     Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
-    Column("event_id", String(200), nullable=False, unique=True),
+    Column("event_id", String(200), nullable=False, unique=True),  # uq_consent_events_event_id
     Column("member_id", String(200), nullable=False),
     Column("purpose", String(40), nullable=False),
     Column("scope", String(40), nullable=False),
@@ -24,11 +24,12 @@ events = Table(
     Column("source", String(20), nullable=False),
     Column("policy_version", String(40), nullable=True),
     Column("recorded_at", BigInteger, nullable=False),
-    Column("idempotency_key", String(200), nullable=True, unique=True),
+    Column("idempotency_key", String(200), nullable=True),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
 )
 Index("ix_consent_events_member", events.c.member_id, events.c.seq)
+Index("uq_consent_events_idempotency_key", events.c.idempotency_key, unique=True, sqlite_where=events.c.idempotency_key.isnot(None), postgresql_where=events.c.idempotency_key.isnot(None))
 
 policy_versions = Table(
     "policy_versions",

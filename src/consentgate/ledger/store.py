@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Row, select
 from sqlalchemy.exc import IntegrityError
 
-from consentgate.errors import InputError, PolicyError
+from consentgate.errors import InputError, LedgerError, PolicyError
 from consentgate.ledger import engine as eng
 from consentgate.ledger.chain import event_hash
 from consentgate.ledger.models import (
@@ -41,6 +41,10 @@ _EVENT_COLS = [events.c[name] for name in ("seq", "event_id", "member_id", "purp
 def open_ledger(url: str, *, create: bool = True) -> Ledger:
     """Open the ledger at ``url``; with ``create`` run the migrations to head first."""
     engine = eng.make_engine(url)
+    if not create and eng.is_sqlite(engine):
+        path = Path(str(engine.url.database))
+        if not path.is_file():
+            raise LedgerError(f"no ledger database at {path}", hint="Check --db, or run `consentgate ledger init --db URL` first.")
     if create:
         eng.migrate(engine)
     else:

@@ -37,9 +37,14 @@ def upgrade() -> None:
         sa.Column("prev_hash", sa.String(64), nullable=False),
         sa.Column("hash", sa.String(64), nullable=False),
         sa.UniqueConstraint("event_id", name="uq_consent_events_event_id"),
-        sa.UniqueConstraint("idempotency_key", name="uq_consent_events_idempotency_key"),
     )
     op.create_index("ix_consent_events_member", "consent_events", ["member_id", "seq"])
+    # Partial: most events (imports) have no key, so they cost no index entry.
+    not_null = sa.text("idempotency_key IS NOT NULL")
+    op.create_index(
+        "uq_consent_events_idempotency_key", "consent_events", ["idempotency_key"], unique=True,
+        sqlite_where=not_null, postgresql_where=not_null,
+    )
     op.create_table(
         "policy_versions",
         sa.Column("name", sa.String(200), primary_key=True),
@@ -54,5 +59,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("policy_versions")
+    op.drop_index("uq_consent_events_idempotency_key", table_name="consent_events")
     op.drop_index("ix_consent_events_member", table_name="consent_events")
     op.drop_table("consent_events")

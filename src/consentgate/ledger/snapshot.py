@@ -1,0 +1,225 @@
+"""Snapshots: every member's state as of T, written to Parquet (or Arrow IPC) for the build engines.
+
+One row per (member_id, purpose, scope) with at least one event ``recorded_at <= as_of``,
+holding the latest such event (ties broken by the highest ``seq``); columns and types
+are ``SNAPSHOT_SCHEMA`` (docs/interfaces.md). Rows are sorted by member_id, purpose,
+scope, so the same ledger and cut-off always give the same file.
+
+How it stays fast: the chain head is read first and every read is bounded by
+``seq <= head_seq`` (events are append-only, so that range never changes and the
+readers need no shared transaction). The filtered events are pulled into Arrow in
+two parallel ``seq`` ranges, with ADBC (Arrow-native SQLite/PostgreSQL drivers)
+when installed, otherwise with SQLite / PostgreSQL ``COPY`` through pyarrow's
+CSV reader; DuckDB then picks the latest event per key and pyarrow writes the file
+to a temporary name that is renamed into place.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from consentgate.datamodel import UTC_TS
+from consentgate.errors import InputError, LedgerError
+from consentgate.ledger.models import SnapshotInfo, to_micros, utc_now
+
+if TYPE_CHECKING:
+    from consentgate.ledger.store import Ledger
+
+SNAPSHOT_SCHEMA = pa.schema(
+    [
+        pa.field("member_id", pa.string(), nullable=False),
+        pa.field("purpose", pa.string(), nullable=False),
+        pa.field("scope", pa.string(), nullable=False),
+        pa.field("choice", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("policy_version", pa.string(), nullable=True),
+        pa.field("recorded_at", UTC_TS, nullable=False),
+        pa.field("seq", pa.int64(), nullable=False),
+    ]
+)
+_RAW_COLS = ("member_id", "purpose", "scope", "choice", "source", "policy_version", "recorded_at", "seq")
+_RAW_TYPES = {"member_id": pa.string(), "purpose": pa.string(), "scope": pa.string(), "choice": pa.string(),
+              "source": pa.string(), "policy_version": pa.string(), "recorded_at": pa.int64(), "seq": pa.int64()}
+_SELECT = f"SELECT {', '.join(_RAW_COLS)} FROM consent_events WHERE seq > {{lo}} AND seq <= {{hi}} AND recorded_at <= {{cut}}"
+_PARTS = 2
+
+
+def write_snapshot(ledger: Ledger, as_of: datetime | None, out: Path) -> SnapshotInfo:
+    """Compute the snapshot at ``as_of`` (default now) and write it atomically to ``out``."""
+    when = as_of if as_of is not None else utc_now()
+    cut = to_micros(when)
+    fmt = _format_of(out)
+    head_seq, head_hash = ledger.head()
+    events = read_events_until(ledger, head_seq, cut)
+    table = latest_per_key(events)
+    _write(table, out, fmt)
+    return SnapshotInfo(rows=table.num_rows, as_of=when, head_seq=head_seq, head_hash=head_hash, path=str(out))
+
+
+def _format_of(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        return "parquet"
+    if suffix in (".arrow", ".feather", ".ipc"):
+        return "arrow"
+    raise InputError(f"snapshot output {out} must end in .parquet or .arrow", file=str(out), hint="Name the output FILE.parquet (or FILE.arrow).")
+
+
+def read_events_until(ledger: Ledger, head_seq: int, cut: int) -> pa.Table:
+    """All events with ``seq <= head_seq`` and ``recorded_at <= cut`` as an Arrow table (``_RAW_TYPES``)."""
+    if head_seq == 0:
+        return _empty_raw()
+    parts = _PARTS if head_seq >= 100_000 else 1
+    bounds = [(head_seq * i // parts, head_seq * (i + 1) // parts) for i in range(parts)]
+    queries = [_SELECT.format(lo=lo, hi=hi, cut=int(cut)) for lo, hi in bounds]
+    reader = _sqlite_reader(ledger) if ledger.backend == "sqlite" else _pg_reader(ledger)
+    with ThreadPoolExecutor(max_workers=parts) as pool:
+        tables = list(pool.map(reader, queries))
+    return pa.concat_tables([t.cast(pa.schema(_RAW_TYPES)) for t in tables])
+
+
+def _empty_raw() -> pa.Table:
+    return pa.schema(_RAW_TYPES).empty_table()
+
+
+def _optional(module: str) -> Any:
+    """The ADBC driver module when installed (an optional speed-up), else None."""
+    import importlib
+
+    if os.environ.get("CONSENTGATE_NO_ADBC") == "1":
+        return None
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        return None
+
+
+def _sqlite_reader(ledger: Ledger) -> Any:
+    path = str(ledger.engine.url.database)
+    adbc_sqlite: Any = _optional("adbc_driver_sqlite.dbapi")
+
+    def read(query: str) -> pa.Table:
+        if adbc_sqlite is not None:
+            with adbc_sqlite.connect(f"file:{path}?mode=ro") as conn, conn.cursor() as cur:
+                cur.execute(query)
+                return cur.fetch_arrow_table()
+        return _sqlite_plain(path, query)
+
+    return read
+
+
+def _sqlite_plain(path: str, query: str) -> pa.Table:
+    """Fallback without ADBC: the stdlib driver, column by column."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = conn.execute(query).fetchall()
+    finally:
+        conn.close()
+    cols = list(zip(*rows)) if rows else [()] * len(_RAW_COLS)
+    return pa.table({n: pa.array(list(c), _RAW_TYPES[n]) for n, c in zip(_RAW_COLS, cols)})
+
+
+def _pg_reader(ledger: Ledger) -> Any:
+    url = ledger.engine.url
+    adbc_pg: Any = _optional("adbc_driver_postgresql.dbapi")
+    dsn = _libpq_dsn(url)
+
+    def read(query: str) -> pa.Table:
+        if adbc_pg is not None:
+            with adbc_pg.connect(dsn) as conn, conn.cursor() as cur:
+                cur.execute(query)
+                return cur.fetch_arrow_table()
+        return _pg_copy_csv(ledger, query)
+
+    return read
+
+
+def _libpq_dsn(url: Any) -> str:
+    """A libpq connection string (key=value form) for ``url``, keeping socket-directory queries."""
+    from psycopg.conninfo import make_conninfo
+
+    params: dict[str, Any] = {k: v for k, v in {"user": url.username, "password": url.password, "host": url.host,
+                                                "port": url.port, "dbname": url.database}.items() if v is not None}
+    for k, v in url.query.items():
+        params[k] = v if isinstance(v, str) else v[-1]
+    return str(make_conninfo("", **params))
+
+
+def _pg_copy_csv(ledger: Ledger, query: str) -> pa.Table:
+    """Fallback without ADBC: ``COPY (query) TO STDOUT`` as CSV, parsed by pyarrow."""
+    import pyarrow.csv as pcsv
+
+    buf = io.BytesIO()
+    with ledger.engine.connect() as conn:
+        dbapi: Any = conn.connection.driver_connection
+        with dbapi.cursor() as cur, cur.copy(f"COPY ({query}) TO STDOUT (FORMAT csv)") as copy:
+            for chunk in copy:
+                buf.write(chunk)
+    buf.seek(0)
+    if buf.getbuffer().nbytes == 0:
+        return _empty_raw()
+    return pcsv.read_csv(
+        buf,
+        read_options=pcsv.ReadOptions(column_names=list(_RAW_COLS)),
+        convert_options=pcsv.ConvertOptions(column_types=_RAW_TYPES, strings_can_be_null=True, quoted_strings_can_be_null=False),
+    )
+
+
+def latest_per_key(events: pa.Table) -> pa.Table:
+    """The latest event per (member_id, purpose, scope) by (recorded_at, seq), sorted, in ``SNAPSHOT_SCHEMA``."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute(f"SET threads TO {max(1, min(4, os.cpu_count() or 1))}")
+        con.register("ev", events)
+        rel = con.sql(
+            "SELECT member_id, purpose, scope, choice, source, policy_version, "
+            "make_timestamp(recorded_at) AT TIME ZONE 'UTC' AS recorded_at, seq FROM ev "
+            "QUALIFY row_number() OVER (PARTITION BY member_id, purpose, scope ORDER BY recorded_at DESC, seq DESC) = 1 "
+            "ORDER BY member_id, purpose, scope"
+        )
+        table = rel.to_arrow_table()
+    finally:
+        con.close()
+    return _to_schema(table)
+
+
+def _to_schema(table: pa.Table) -> pa.Table:
+    cols = []
+    for field in SNAPSHOT_SCHEMA:
+        col = table.column(field.name)
+        if field.name == "recorded_at":
+            col = col.cast(pa.timestamp("us")).cast(UTC_TS) if col.type.tz is None else col.cast(UTC_TS)
+        else:
+            col = col.cast(field.type)
+        cols.append(col)
+    return pa.Table.from_arrays(cols, schema=SNAPSHOT_SCHEMA)
+
+
+def _write(table: pa.Table, out: Path, fmt: str) -> None:
+    if not out.parent.is_dir():
+        raise InputError(f"folder {out.parent} for the snapshot does not exist", file=str(out))
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            pq.write_table(table, tmp, compression="zstd")
+        else:
+            import pyarrow.feather as feather
+
+            feather.write_feather(table, tmp, compression="zstd")
+        os.replace(tmp, out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise LedgerError(f"cannot write snapshot {out}: {exc.strerror}", file=str(out)) from None
