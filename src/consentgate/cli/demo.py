@@ -33,9 +33,10 @@ def demo(
     """Run the end-to-end demo: generate, record consent in a SQLite ledger, decide under policy in DuckDB, write Parquet, summarise."""
     if ctx.invoked_subcommand is not None:
         return
+    from consentgate.cli.common import console
     from consentgate.demo.run import run_demo
 
-    run_demo(members=members, seed=seed, out=_check_out_dir(out))
+    run_demo(console, members=members, seed=seed, out=_check_out_dir(out))
 
 
 @app.command("generate")
