@@ -27,6 +27,7 @@ from consentgate.policy.evaluate import PARTICIPANT_PREFIX, TOPIC_PREFIX, check_
 from consentgate.policy.model import VERSION_PARTS, Policy, version_key
 
 if TYPE_CHECKING:
+    import duckdb
     import pyarrow as pa
 
 _VERSION_REGEX: Final = "[0-9]{1,9}([.][0-9]{1,9}){0,3}"
@@ -155,6 +156,8 @@ def _mode_case(cp: CompiledPolicy) -> str:
         for region, mode in mapping.items():
             by_mode.setdefault(mode, []).append(region)
         whens += [f"WHEN {column} IN {_in_list(regions)} THEN {_lit(mode)}" for mode, regions in sorted(by_mode.items())]
+    if not whens:
+        return _lit(cp.default_mode)
     return f"CASE {' '.join(whens)} ELSE {_lit(cp.default_mode)} END"
 
 
@@ -231,16 +234,23 @@ def decide_arrow(
     consent: pa.Table,
     topics: pa.Table,
     threads: int | None = None,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> pa.Table:
-    """Run the compiled query in an in-memory DuckDB over Arrow tables; returns the decisions table."""
+    """Run the compiled query in DuckDB over Arrow tables; returns the decisions table.
+
+    Uses ``con`` when given (its views ``records``/``members``/``consent``/``topics`` are
+    replaced), else a private in-memory database.
+    """
     import duckdb
 
-    con = duckdb.connect(":memory:")
+    own = con is None
+    db = duckdb.connect(":memory:") if con is None else con
     try:
         if threads is not None:
-            con.execute(f"SET threads = {int(threads)}")
+            db.execute(f"SET threads = {int(threads)}")
         for name, table in (("records", records), ("members", members), ("consent", consent), ("topics", topics)):
-            con.register(name, table)
-        return con.sql(compile_sql(policy, scope=scope, as_of=as_of)).to_arrow_table()
+            db.register(name, table)
+        return db.sql(compile_sql(policy, scope=scope, as_of=as_of)).to_arrow_table()
     finally:
-        con.close()
+        if own:
+            db.close()
