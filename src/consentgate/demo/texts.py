@@ -147,3 +147,46 @@ def build_texts(rng: np.random.Generator, members: Members, s: Structure) -> Tex
         [np.array(TOPICS, dtype=object)[topic[topic >= 0]], np.full(app_rows.size, "job_search", dtype=object)]
     )
     return Texts(text, rows, types, start, start + length, topic_rows, topic_names)
+
+
+def _slot_mean(pool: tuple[str, ...], entity: str) -> float:
+    hits = [sum(1 for p in templates.parse(t) if p.slot and templates.slot_kind(p.slot) in _ALIASES[entity]) for t in pool]
+    return sum(hits) / len(pool) if pool else 0.0
+
+
+_ALIASES: Final = {e: {e, "RECIPIENT"} if e == "PERSON" else {e} for e in templates.PII_SENTENCES}
+
+
+def expected_pii_per_record() -> dict[str, float]:
+    """Expected planted values of each entity type per record, from the documented rates."""
+    from consentgate.demo.records import CATEGORY_WEIGHTS
+
+    total_w = sum(templates.PII_WEIGHTS.values())
+    out: dict[str, float] = {}
+    for entity in templates.PII_SENTENCES:
+        value = 0.0
+        for cat, share in CATEGORY_WEIGHTS.items():
+            text = templates.CATEGORY_TEXT[cat]
+            openers = tuple(c.clause for c in cues.JOB_APPLICATION_CUES) if cat == "job.application" else text.openers
+            fixed = _slot_mean(openers, entity) + _slot_mean(text.bodies, entity) + _slot_mean(text.closers, entity)
+            sentences = text.pii_rate * (1 + templates.SECOND_PII_RATE) * templates.PII_WEIGHTS[entity] / total_w
+            value += share * (fixed + sentences)
+        out[entity] = value
+    return out
+
+
+def expected_topic_per_record() -> dict[str, float]:
+    """Expected share of records labelled with each topic, from the documented rates."""
+    from consentgate.demo.records import CATEGORY_WEIGHTS
+
+    total_w = sum(cues.TOPIC_WEIGHTS.values())
+    share = {t: w / total_w for t, w in cues.TOPIC_WEIGHTS.items()}
+    app_share = {t: 0.0 if t == "job_search" else s + share["job_search"] / (len(TOPICS) - 1) for t, s in share.items()}
+    out = {t: 0.0 for t in TOPICS}
+    for cat, w in CATEGORY_WEIGHTS.items():
+        rate = templates.CATEGORY_TEXT[cat].topic_rate
+        mix = app_share if cat == "job.application" else share
+        for t in TOPICS:
+            out[t] += w * rate * mix[t]
+    out["job_search"] += CATEGORY_WEIGHTS["job.application"]
+    return out
