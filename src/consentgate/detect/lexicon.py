@@ -70,7 +70,26 @@ def name_lexicon() -> NameLexicon:
         last.update(n for n in _provider_list(provider, "last_names") if _usable(n))
     common = {w.lower() for w in lorem.Provider.word_list}
     common.update(_EXTRA_COMMON)
+    # Places that are also given or family names ("Laura", "Austin") stay usable as names.
+    cities, countries = _place_and_language_names()
+    common.update(w.lower() for w in cities - first - last)
+    common.update(w.lower() for w in countries)
     return NameLexicon(frozenset(first), frozenset(last), frozenset(common))
+
+
+def _place_and_language_names() -> tuple[set[str], set[str]]:
+    """Single-word (city and region names, country and language names) from Faker."""
+    import faker.providers.address as address
+    import faker.providers.person as person
+
+    places: set[str] = set()
+    countries: set[str] = set(person.Provider.language_names)
+    for module in pkgutil.iter_modules(address.__path__):
+        provider = importlib.import_module(f"faker.providers.address.{module.name}").Provider
+        for attr in ("cities", "city_names", "states", "provinces", "regions", "big_cities"):
+            places.update(x for x in _provider_list(provider, attr) if " " not in x)
+        countries.update(x for x in _provider_list(provider, "countries") if " " not in x)
+    return places, countries
 
 
 # Sentence starters and calendar words that are also given names in some locale.
@@ -80,7 +99,20 @@ _EXTRA_COMMON: Final = frozenset(
     "sunday january february march april may june july august september october november december happy great "
     "sure yes no ok okay please sorry congrats welcome good nice will can may june august grant mark bill rose "
     "faith hope joy dawn summer autumn winter spring sky star page case chase cash rich price young long king "
-    "street avenue road lane drive court suite apt unit box via rue calle team group company the our your".split()
+    "street avenue road lane drive court suite apt unit box via rue calle team group company the our your "
+    "are is was were be been am do does did have has had can could would should shall must might let lets let's "
+    "a an and or but if so what when where who whom why how this that these those it its i you he she we they me "
+    "him her us them my his their just also not all any some one two three quick see here there thank "
+    "translate summarise summarize draft write suggest rewrite explain make help share sharing saved great "
+    "morning afternoon evening everyone folks team all hi hey hello dear big excited celebrating congratulations "
+    "english german french spanish italian dutch polish portuguese chinese japanese korean hindi arabic "
+    "austin boston denver seattle chicago atlanta phoenix dallas houston brooklyn paris london berlin "
+    "atlas horizon spark python java rust kotlin swift hr sql api ceo cto vp san santa los las new fort port "
+    "mount saint st lake north south east west upper lower love date hate dr mr mrs ms prof sir "
+    "inc ltd llc corp co plc gmbh ag sa group union orchestra investments associates technologies partners "
+    "bank university college school hospital foundation agency institute society club coves parks extensions "
+    "research ventures capital labs systems solutions services consulting holdings industries media studio"
+    .split()
 )
 
 
@@ -93,8 +125,8 @@ def member_name_tokens(names: Iterable[str]) -> tuple[list[str], set[str]]:
             continue
         name = " ".join(raw.split())
         parts = [p for p in name.split(" ") if _usable(p)]
-        if len(name.split(" ")) >= 2 and len(name) >= 5:
-            full.add(name)
+        if (len(name.split(" ")) >= 2 and len(name) >= 5) or (len(name) >= 2 and not name.isascii() and not parts):
+            full.add(name)  # whole names, and names in scripts without capitals (CJK)
         tokens.update(parts)
     return sorted(full), tokens
 

@@ -190,8 +190,8 @@ PATTERNS: Final[tuple[PatternSpec, ...]] = (
     PatternSpec(
         "cue_intro",
         "CUE",
-        r"(?:[Mm]y name is|[Mm]y name's|[Nn]ame:|I am|I'm|[Tt]his is|[Ii]t's|[Cc]alled|[Nn]amed|"
-        r"[Ss]igned|[Cc]ontact|[Aa]sk for|[Ss]peak to|[Tt]alk to|[Mm]eet|[Ww]ith|[Bb]y)[ ]+",
+        r"(?:[Mm]y name is|[Mm]y name's|[Nn]ame:|I am|I'm|[Tt]his is|[Cc]alled|[Nn]amed|"
+        r"[Ss]igned|[Aa]sk for|[Ss]peak to|[Tt]alk to)[ ]+",
         suffix=_LETTER,
     ),
     PatternSpec(

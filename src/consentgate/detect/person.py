@@ -34,7 +34,14 @@ _CAP: Final = r"[^\W\d_][^\W\d_'’-]*"
 _RIGHT: Final = re.compile(r"(?:[ \t]+(?:[^\W\d_]\.?[ \t]+)?(" + _CAP + r"))")
 _LEFT: Final = re.compile(r"(" + _CAP + r")[ \t]+(?:[^\W\d_]\.?[ \t]+)?$")
 _WORD_AT: Final = re.compile(_CAP)
+# Cues after which a lower-case known name still counts ("my name is vitoria").
+_NAME_INTRO: Final = re.compile(r"(?i)(?:name is|name's|name:)")
 WINDOW: Final = 96
+# A lone lexicon first name counts as a PERSON unless it is a common word, a place
+# or a language (lexicon.common). Turning this off halves recall on the
+# presidio-research set (many texts name people by first name only).
+LONE_FIRST_NAMES: Final = True
+LONE_LAST_NAMES: Final = True
 
 
 @dataclass
@@ -59,7 +66,16 @@ class PersonContext:
 
 
 def _is_cap(token: str) -> bool:
-    return token[:1].isupper()
+    """Capitalised like a name: upper-case first letter, not all capitals."""
+    return token[:1].isupper() and not (len(token) > 1 and token.isupper())
+
+
+def _sentence_start(text: str, i: int) -> bool:
+    """True when position ``i`` starts the text, a line or a sentence."""
+    j = i
+    while j > 0 and text[j - 1] in " \t":
+        j -= 1
+    return j == 0 or text[j - 1] in ".!?\n:\"'(>-"
 
 
 def extend_name(ctx: PersonContext, text: str, start: int, end: int, flags: int) -> tuple[int, int] | None:
@@ -68,20 +84,30 @@ def extend_name(ctx: PersonContext, text: str, start: int, end: int, flags: int)
         return start, end
     s, e = start, end
     tokens = [text[start:end]]
+    # A capitalised non-name word next to the hit makes it part of a longer proper
+    # noun ("Trey Research", "San Francisco"), which a lone name must not be.
+    in_proper_noun = False
     # Extend right over up to two capitalised words (with an optional middle initial).
     for _ in range(2):
         m = _RIGHT.match(text, e)
-        if not m or not _is_cap(m.group(1)) or ctx.is_common(m.group(1)):
+        if not m or not _is_cap(m.group(1)):
+            break
+        if ctx.is_common(m.group(1)) and not ctx.flags_of(m.group(1)) & LAST:
+            in_proper_noun = True
             break
         tokens.append(m.group(1))
         e = m.end(1)
     # Extend left over one capitalised word when it is a name or the hit is a last name.
     m = _LEFT.search(text, max(0, s - 48), s)
-    if m and _is_cap(m.group(1)) and not ctx.is_common(m.group(1)):
+    if m and _is_cap(m.group(1)):
         left = m.group(1)
-        if ctx.flags_of(left) or (flags & LAST):
+        left_flags = ctx.flags_of(left)
+        usable = not ctx.is_common(left) or (left_flags & FIRST and not _sentence_start(text, m.start(1)))
+        if usable and (left_flags or (flags & LAST)):
             tokens.insert(0, left)
             s = m.start(1)
+        elif not _sentence_start(text, m.start(1)):
+            in_proper_noun = True
     if len(tokens) >= 2:
         any_first = any(ctx.flags_of(t) & (FIRST | MEMBER) for t in tokens)
         ends_last = bool(ctx.flags_of(tokens[-1]) & LAST)
@@ -89,9 +115,12 @@ def extend_name(ctx: PersonContext, text: str, start: int, end: int, flags: int)
             return s, e
         return None
     token = tokens[0]
-    if ctx.is_common(token):
+    if ctx.is_common(token) or not _is_cap(token) or in_proper_noun:
         return None
-    if flags & (FIRST | MEMBER):
+    before, after = text[s - 1 : s], text[e : e + 2]
+    if before == "-" or after[:1] == "-" or after in ("'t", "’t"):
+        return None  # "Mayo-Walters" (a company), "Don't"
+    if flags & MEMBER or (flags & FIRST and LONE_FIRST_NAMES) or (flags & LAST and LONE_LAST_NAMES):
         return s, e
     return None
 
@@ -125,7 +154,10 @@ def cue_name(ctx: PersonContext, text: str, cue_start: int, cue_end: int, after:
     word = m.group(0)
     if ctx.is_common(word):
         return None
-    if not _is_cap(word) and not (word.capitalize() in ctx.lexicon.first or word.capitalize() in ctx.lexicon.last):
+    known = bool(ctx.flags_of(word.capitalize()))
+    if word.endswith("ing") and not known:
+        return None  # "Hi, Running late": a verb, not a name
+    if not _is_cap(word) and not (known and _NAME_INTRO.search(text, max(0, cue_start - 1), cue_end)):
         return None
     e = m.end()
     lower_ok = not _is_cap(word)
