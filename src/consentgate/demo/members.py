@@ -69,9 +69,7 @@ def _names(rng: np.random.Generator, culture: np.ndarray) -> tuple[pa.Array, pa.
         l_ = pa.array(last).take(pa.array(rng.integers(0, len(last), idx.size)))
         pair = (l_, f) if spec.family_first else (f, l_)
         display.append(pc.binary_join_element_wise(pair[0], pair[1], spec.joiner))
-        efirst, elast, _ = regions.name_pool(_EMAIL_CULTURE.get(cname, cname))
-        ef = [regions.ascii_fold(x) or "member" for x in efirst]
-        el = [regions.ascii_fold(x) or "user" for x in elast]
+        ef, el = regions.folded_pool(_EMAIL_CULTURE.get(cname, cname))
         stems.append(
             pc.binary_join_element_wise(
                 pa.array(ef).take(pa.array(rng.integers(0, len(ef), idx.size))),

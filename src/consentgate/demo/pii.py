@@ -94,14 +94,18 @@ IBAN_COUNTRIES: Final = tuple(_IBAN_BBAN)
 _LETTERS: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
+_IBAN_DIGITS: Final = str.maketrans({ch: str(10 + i) for i, ch in enumerate(_LETTERS)})
+
+
 def _iban_numeric(text: str) -> int:
-    return int("".join(str(int(ch, 36)) for ch in text))
+    """ISO 13616: letters become 10..35, then the whole string is one integer."""
+    return int(text.translate(_IBAN_DIGITS))
 
 
 def iban_ok(value: str) -> bool:
     """True when ``value`` (spaces ignored) is a well-formed IBAN with correct mod-97 check digits."""
     compact = value.replace(" ", "").upper()
-    if len(compact) < 15 or not compact[:2].isalpha() or not compact[2:4].isdigit() or not compact.isalnum():
+    if len(compact) < 15 or not compact[:2].isalpha() or not compact[2:4].isdigit() or not (compact.isalnum() and compact.isascii()):
         return False
     return _iban_numeric(compact[4:] + compact[:4]) % 97 == 1
 

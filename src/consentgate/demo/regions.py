@@ -179,6 +179,13 @@ def name_pool(culture: str) -> tuple[tuple[str, ...], tuple[str, ...], Culture]:
     return tuple(first), tuple(last), spec
 
 
+@lru_cache(maxsize=None)
+def folded_pool(culture: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """ASCII-folded first and family names of a culture ("member"/"user" where nothing is left)."""
+    first, last, _ = name_pool(culture)
+    return tuple(ascii_fold(x) or "member" for x in first), tuple(ascii_fold(x) or "user" for x in last)
+
+
 def ascii_fold(name: str) -> str:
     """Lower-case ASCII letters of ``name`` (accents stripped); "" for CJK."""
     folded = unicodedata.normalize("NFKD", name.replace("ß", "ss").replace("Þ", "th").replace("ð", "d"))
