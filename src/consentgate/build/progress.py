@@ -13,8 +13,10 @@ from rich.text import Text
 
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} records/s" if speed else "", style="cyan")
+        elapsed = task.elapsed
+        if task.total is None or not elapsed or not task.completed:
+            return Text("")
+        return Text(f"{task.completed / elapsed:,.0f} records/s", style="cyan")
 
 
 class RichProgress:
@@ -32,10 +34,15 @@ class RichProgress:
         if not self._started:
             self._progress.start()
             self._started = True
+        self._finish()
+        self._task = self._progress.add_task(name, total=total)
+
+    def _finish(self) -> None:
         if self._task is not None:
             task = self._progress.tasks[-1]
-            self._progress.update(self._task, total=task.completed or 1, completed=task.completed or 1)
-        self._task = self._progress.add_task(name, total=total)
+            if task.total is None:
+                self._progress.update(self._task, total=1, completed=1)
+            self._progress.stop_task(self._task)
 
     def advance(self, n: int) -> None:
         if self._task is not None:
@@ -43,8 +50,6 @@ class RichProgress:
 
     def close(self) -> None:
         if self._started:
-            if self._task is not None:
-                task = self._progress.tasks[-1]
-                self._progress.update(self._task, total=task.completed or 1, completed=task.completed or 1)
+            self._finish()
             self._progress.stop()
             self._started = False
