@@ -172,3 +172,15 @@ def _required_versions(policy: Policy) -> dict[str, str | None]:
 def minor_cutoff_birth_year(as_of: datetime, minimum_age: int) -> int:
     """Members born after this year are minors at ``as_of`` (``as_of.year - birth_year < minimum_age``)."""
     return as_of.year - minimum_age
+
+
+def gpc_scopes(policy: Policy, country: str | None, subdivision: str | None) -> tuple[str, ...]:
+    """Scopes a ``Sec-GPC: 1`` signal denies for a member in this region (subdivision > country >
+    group > ``default``; none when nothing matches). The service records these with ``record_gpc``."""
+    subs, countries, _ = expand_regions(dict(policy.gpc))
+    sub = region_key_of(country, subdivision)
+    if sub is not None and sub in subs:
+        return tuple(subs[sub])
+    if country is not None and country in countries:
+        return tuple(countries[country])
+    return tuple(policy.gpc.get(DEFAULT_KEY, ()))

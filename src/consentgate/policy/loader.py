@@ -79,6 +79,7 @@ def parse_policy(data: bytes, *, source: str = "<policy>") -> Policy:
     policy._sha256 = hashlib.sha256(data).hexdigest()
     policy._source = source
     policy._body = text
+    policy._lines = dict(lines.by_path)
     return policy
 
 

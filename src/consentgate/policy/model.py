@@ -139,6 +139,7 @@ class Policy(_Strict):
     _sha256: str = PrivateAttr(default="")
     _source: str = PrivateAttr(default="<memory>")
     _body: str = PrivateAttr(default="")
+    _lines: dict[tuple[Any, ...], int] = PrivateAttr(default_factory=dict)
 
     @property
     def sha256(self) -> str:
@@ -154,6 +155,13 @@ class Policy(_Strict):
     def body(self) -> str:
         """The policy file's text, as stored by ``policy publish``."""
         return self._body
+
+    def line_of(self, *path: Any) -> int | None:
+        """The file line of a key (its closest written ancestor), when read from a file."""
+        for end in range(len(path), 0, -1):
+            if path[:end] in self._lines:
+                return self._lines[path[:end]]
+        return None
 
     @property
     def default_mode(self) -> Mode:
