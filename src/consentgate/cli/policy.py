@@ -64,7 +64,7 @@ def check(file: FileArg, json_out: JsonOpt = False) -> None:
 
 def _print_findings(file: Path, name: str, version: str, findings: list, failed: bool, note: str) -> None:  # type: ignore[type-arg]
     errors = sum(1 for f in findings if f.severity == "error")
-    console.print(f"{file}: policy {name} {version}: {errors} error(s), {len(findings) - errors} warning(s)", markup=False)
+    console.print(f"{file}: policy {name} {version}: {errors} error(s), {len(findings) - errors} warning(s)", markup=False, soft_wrap=True)
     for f in findings:
         style = "red" if f.severity == "error" else "yellow"
         where = f"{file}:{f.line}" if f.line else str(file)
@@ -72,7 +72,7 @@ def _print_findings(file: Path, name: str, version: str, findings: list, failed:
         console.print(f"    {f.message}", markup=False, highlight=False)
         if f.citation:
             console.print(f"    source: {f.citation}", markup=False, highlight=False, style="dim")
-    console.print("FAIL: the policy is looser than the jurisdiction table." if failed else "OK: no errors.", markup=False)
+    console.print("FAIL: the policy is looser than the jurisdiction table." if failed else "OK: no errors.", markup=False, soft_wrap=True)
     console.print(f"Note: {note}", markup=False, style="dim")
 
 
@@ -101,10 +101,10 @@ def publish(
     console.print(
         f"Published {policy.name} {policy.version} (sha256 {policy.sha256[:16]}...): published_at {policy.published_at.isoformat()}, "
         f"effective_at {policy.effective_at.isoformat()}, notice {policy.notice_days} days (ends {notice_end.isoformat()})",
-        markup=False,
+        markup=False, soft_wrap=True,
     )
     if policy.effective_at < notice_end:
-        console.print("Warning: effective_at is before the notice period ends; builds will refuse this policy.", style="yellow", markup=False)
+        console.print("Warning: effective_at is before the notice period ends; builds will refuse this policy.", style="yellow", markup=False, soft_wrap=True)
 
 
 @app.command("diff")
@@ -125,7 +125,7 @@ def diff(
     if json_out:
         print_json(report.to_dict())
     else:
-        console.print(f"{report.old} -> {report.new}: {len(report.changes)} change(s); notice given {report.notice_given_days} days", markup=False)
+        console.print(f"{report.old} -> {report.new}: {len(report.changes)} change(s); notice given {report.notice_given_days} days", markup=False, soft_wrap=True)
         colour = {"widening": "red", "narrowing": "green", "neutral": "dim"}
         for c in report.changes:
             needs = f"needs {c.requires}" + (f" ({c.required_notice_days} days)" if c.requires == "notice" else "") if c.requires != "none" else ""
@@ -133,7 +133,7 @@ def diff(
             console.print(f"[{colour[c.kind]}]{c.kind:<9}[/{colour[c.kind]}] {c.section}.{c.key}: {c.old} -> {c.new}", highlight=False, soft_wrap=True)
             if needs or c.note:
                 console.print(f"          {needs}{block}{'; ' + c.note if c.note else ''}", markup=False, highlight=False, soft_wrap=True)
-        console.print("BLOCKED: a widening change has less notice than required or needs fresh consent." if report.blocking else "OK: no widening change lacks notice.", markup=False)
+        console.print("BLOCKED: a widening change has less notice than required or needs fresh consent." if report.blocking else "OK: no widening change lacks notice.", markup=False, soft_wrap=True)
     if report.blocking:
         raise typer.Exit(1)
 
@@ -169,22 +169,22 @@ def explain(
 def _print_explanation(d: dict) -> None:  # type: ignore[type-arg]
     colour = "green" if d["decision"] == "include" else "red"
     console.print(f"record {d['record_id']}: [{colour}]{d['decision']}[/{colour}] (scope {d['scope']}, as of {d['as_of']})")
-    console.print(f"category rule: {d['category_rule']}", markup=False)
-    console.print(f"reasons: {', '.join(d['reasons']) or '(none)'}", markup=False)
+    console.print(f"category rule: {d['category_rule']}", markup=False, soft_wrap=True)
+    console.print(f"reasons: {', '.join(d['reasons']) or '(none)'}", markup=False, soft_wrap=True)
     for f in d["findings"]:
         who = f" member {f['member_id']}" if f["member_id"] else ""
-        console.print(f"  - {f['code']}{who}: {f['detail']}", markup=False)
-    console.print(f"topics: {', '.join(d['topics']) or '(none)'} [source: {d['topics_source']}]", markup=False)
+        console.print(f"  - {f['code']}{who}: {f['detail']}", markup=False, soft_wrap=True)
+    console.print(f"topics: {', '.join(d['topics']) or '(none)'} [source: {d['topics_source']}]", markup=False, soft_wrap=True)
     if d["redact_topics"]:
-        console.print(f"redact topics: {', '.join(d['redact_topics'])}", markup=False)
+        console.print(f"redact topics: {', '.join(d['redact_topics'])}", markup=False, soft_wrap=True)
     for s in d["subjects"]:
         if not s["known"]:
-            console.print(f"subject {s['member_id']}: unknown member", markup=False)
+            console.print(f"subject {s['member_id']}: unknown member", markup=False, soft_wrap=True)
             continue
         console.print(
             f"subject {s['member_id']}: {s['country']}{'/' + s['subdivision'] if s['subdivision'] else ''} tier {s['tier']} "
             f"-> jurisdiction {s['jurisdiction_mode']}; consent: {s['consent'] or 'no event'}",
-            markup=False,
+            markup=False, soft_wrap=True,
         )
         for e in s["events"]:
-            console.print(f"    event {e['recorded_at']}: {e['choice']} via {e['source']} (policy_version {e['policy_version']})", markup=False)
+            console.print(f"    event {e['recorded_at']}: {e['choice']} via {e['source']} (policy_version {e['policy_version']})", markup=False, soft_wrap=True)

@@ -144,6 +144,9 @@ def _jurisdictions(b: _Builder) -> None:
         before, after = b.old.mode_for(country, sub), b.new.mode_for(country, sub)
         if before != after:
             changes[label] = (before, after)
+    for label in [k for k in changes if "-" in k]:
+        if changes.get(label.split("-", 1)[0]) == changes[label]:
+            del changes[label]  # a subdivision that only follows its country
     for group in ("EEA", "EU"):
         members = reference_table().groups[group]
         values = {changes.get(c) for c in members}

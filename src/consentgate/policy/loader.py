@@ -141,7 +141,11 @@ def _validate(raw: dict[str, Any], lines: _Lines) -> Policy:
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:
-        errors = sorted(exc.errors(), key=lambda e: lines.line(tuple(e["loc"])))
+        raw_errors = exc.errors()
+        locs = [tuple(e["loc"]) for e in raw_errors]
+        # A container error (e.g. "too short") that merely echoes a failing item is dropped.
+        specific = [e for e, loc in zip(raw_errors, locs) if not any(o[: len(loc)] == loc and len(o) > len(loc) for o in locs)]
+        errors = sorted(specific, key=lambda e: lines.line(tuple(e["loc"])))
         first = errors[0]
         loc = tuple(first["loc"])
         raise lines.error(loc, _describe(first, loc)) from None
