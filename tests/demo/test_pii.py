@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import numpy as np
@@ -68,8 +69,9 @@ def test_phones_are_valid_in_us_and_international_formats() -> None:
 
 def test_ip_urls_and_addresses_look_right() -> None:
     rng = np.random.default_rng(4)
-    ips = pii.ip_addresses(rng, 300)
+    ips = pii.ip_addresses(rng, 20_000)
     assert any(":" in ip for ip in ips) and any("." in ip for ip in ips)
+    assert all(ipaddress.ip_address(ip).is_global for ip in ips)  # no private/documentation ranges
     assert all(u.startswith(("http://", "https://")) for u in pii.urls(rng, 50, ["anna"] * 50))
     addresses = pii.street_addresses(rng, 200)
     us = [a for a in addresses if re.fullmatch(r"\d+ \w+ \w+, [\w ]+, [A-Z]{2} \d{5}", a)]

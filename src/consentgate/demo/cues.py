@@ -69,7 +69,7 @@ TOPIC_CUES: Final[dict[str, tuple[Cue, ...]]] = {
         Cue("I filed a discrimination complaint with HR", "discrimination complaint"),
         Cue("I'm being sued by a former client", "being sued"),
         Cue("I signed a settlement agreement", "settlement agreement"),
-        Cue("I was arrested years ago and it still shows up in background checks", "I was arrested"),
+        Cue("I was arrested years ago and it still follows me", "I was arrested"),
     ),
     "immigration": (
         Cue("I'm on an H-1B visa", "H-1B visa"),
@@ -78,7 +78,7 @@ TOPIC_CUES: Final[dict[str, tuple[Cue, ...]]] = {
         Cue("I need visa sponsorship to stay in the country", "visa sponsorship"),
         Cue("I applied for asylum", "applied for asylum"),
         Cue("I need to renew my residence permit by {MONTH}", "residence permit"),
-        Cue("I'm applying for citizenship", "applying for citizenship"),
+        Cue("I'm becoming a naturalized citizen in {MONTH}", "naturalized citizen"),
         Cue("I'm undocumented and worried about my status", "undocumented"),
     ),
     "union": (

@@ -219,19 +219,23 @@ def phones(rng: np.random.Generator, n: int, pools: tuple[list[str], list[str]] 
 # ---------------------------------------------------------------- network addresses
 
 
+# First octets whose whole /8 is globally routable (no private, CGNAT, loopback,
+# link-local, documentation or benchmark ranges inside).
+_GLOBAL_V4_FIRST: Final = np.array([o for o in range(11, 224) if o not in (100, 127, 169, 172, 192, 198, 203)])
+
+
 def ip_addresses(rng: np.random.Generator, n: int) -> list[str]:
-    """Public-looking IPv4 (70%) and global-unicast IPv6 (compressed form)."""
+    """Globally routable IPv4 (70%) and IPv6 in RIR-allocated space (2400::-2aff::, compressed form)."""
     is_v4 = rng.random(n) < 0.7
     octets = rng.integers(0, 256, (n, 4))
-    first = rng.integers(11, 224, n)
-    first = np.where(first == 127, 128, first)
+    first = _GLOBAL_V4_FIRST[rng.integers(0, _GLOBAL_V4_FIRST.size, n)]
     v6 = rng.integers(0, 1 << 16, (n, 8))
     out: list[str] = []
     for i in range(n):
         if is_v4[i]:
             out.append(f"{first[i]}.{octets[i, 1]}.{octets[i, 2]}.{1 + octets[i, 3] % 254}")
         else:
-            groups = [0x2001 + int(v6[i, 0]) % 0x1E00] + [int(g) for g in v6[i, 1:]]
+            groups = [0x2400 + int(v6[i, 0]) % 0x0700] + [int(g) for g in v6[i, 1:]]
             if rng.random() < 0.5:
                 groups[4:7] = [0, 0, 0]
             value = 0
@@ -246,7 +250,7 @@ _URL_HOSTS: Final = (
     "https://calendly.com/{handle}/30min", "https://docs.{co}.com/share/{num}", "http://{handle}.dev",
     "https://www.{co}.com/events/{slug}-{num}", "https://drive.{co}.net/f/{num}", "https://{handle}.substack.com/p/{slug}",
 )
-_URL_WORDS: Final = ("roadmap", "offsite", "q3-review", "launch", "hiring-plan", "design-notes", "retro", "kickoff", "demo-day")
+_URL_WORDS: Final = ("roadmap", "offsite", "q3-review", "launch", "team-plan", "design-notes", "retro", "kickoff", "demo-day")
 _URL_COMPANIES: Final = ("northwind", "contoso", "fabrikam", "tailspin", "adatum", "litware", "proseware", "wingtip", "fourthcoffee")
 
 

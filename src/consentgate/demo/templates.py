@@ -267,7 +267,7 @@ PII_SENTENCES: Final[dict[str, tuple[str, ...]]] = {
         "The invoice should be paid to IBAN {IBAN_CODE} this month.",
     ),
     "US_SSN": (
-        "For the background check form, my SSN is {US_SSN} if you need it.",
+        "For the benefits enrollment form, my SSN is {US_SSN} if you need it.",
         "HR asked for my social security number, it's {US_SSN} for the record.",
         "SSN {US_SSN} is on the onboarding sheet.",
     ),
