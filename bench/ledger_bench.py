@@ -1,0 +1,214 @@
+"""Consent ledger benchmark, for SQLite and PostgreSQL (a throwaway durable server).
+
+Measures, per backend, with medians of --reps repetitions and a baseline measured
+in the same run:
+
+1. bulk import (events/s) of --import-events events via ``Ledger.import_file``
+   vs. a raw driver bulk insert of the same rows (sqlite3 executemany / psycopg COPY,
+   no validation, no hash chain) into a plain table;
+2. single durable writes/s via ``Ledger.record`` vs. a raw insert+commit loop with
+   the same durability settings (SQLite WAL + synchronous=FULL; PostgreSQL fsync on);
+3. snapshot time for --members members / --events events via ``Ledger.snapshot``
+   vs. a plain pyarrow read + write of the same events as Parquet.
+
+Usage:  .venv/bin/python bench/ledger_bench.py [--members 1000000 --events 3000000]
+        .venv/bin/python bench/ledger_bench.py --members 20000 --events 60000 --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from consentgate.datamodel import CONSENT_EVENTS_SCHEMA
+from consentgate.ledger import Ledger, make_event, open_ledger
+from consentgate.ledger.pgserver import TempPostgres, create_database
+
+
+def synth_events(members: int, events: int, seed: int = 7, prefix: str = "e") -> pa.Table:
+    """``events`` canonical events over ``members`` members (each member at least one), time-ordered."""
+    rng = np.random.default_rng(seed)
+    m = rng.integers(0, members, events)
+    m[: min(members, events)] = np.arange(min(members, events))
+    start = 1_600_000_000_000_000
+    t = np.sort(rng.integers(start, start + 5 * 365 * 86_400 * 10**6, events))
+    pick = lambda vals, n: pa.array(np.array(vals)[rng.integers(0, len(vals), n)])  # noqa: E731
+    table = pa.table({
+        "event_id": pa.array(np.char.add(prefix, np.arange(events).astype("U10"))),
+        "member_id": pa.array(np.char.add("m", m.astype("U9"))),
+        "purpose": pa.array(np.full(events, "ai_training")),
+        "scope": pick(["first_party", "affiliate", "third_party"], events),
+        "choice": pick(["grant", "deny"], events),
+        "source": pick(["member", "gpc", "admin", "import"], events),
+        "policy_version": pick(["2023.1", "2024.2", "2025.1"], events),
+        "recorded_at": pa.array(t).cast(pa.timestamp("us", tz="UTC")),
+    })
+    return table.cast(CONSENT_EVENTS_SCHEMA)
+
+
+def timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def median_of(reps: int, fn: Callable[[], float]) -> float:
+    return statistics.median(fn() for _ in range(reps))
+
+
+class Backend:
+    def __init__(self, name: str, workdir: Path, pg: TempPostgres | None) -> None:
+        self.name, self.workdir, self.pg = name, workdir, pg
+        self.n = 0
+
+    def new_url(self) -> str:
+        self.n += 1
+        if self.pg is None:
+            return f"sqlite:///{self.workdir / f'bench{self.n}.db'}"
+        return create_database(self.pg.url(), "bench")
+
+    def raw_bulk(self, url: str, table: pa.Table) -> float:
+        cols = [table.column(i).to_pylist() for i in range(table.num_columns - 1)]
+        rec = table.column("recorded_at").cast(pa.int64()).to_pylist()
+        rows = list(zip(*cols, rec))
+        ddl = "CREATE TABLE raw (event_id TEXT, member_id TEXT, purpose TEXT, scope TEXT, choice TEXT, source TEXT, policy_version TEXT, recorded_at BIGINT)"
+        if self.pg is None:
+            path = url.removeprefix("sqlite:///") + ".raw"
+            conn = sqlite3.connect(path, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(ddl)
+            t = time.perf_counter()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany("INSERT INTO raw VALUES (?,?,?,?,?,?,?,?)", rows)
+            conn.execute("COMMIT")
+            dt = time.perf_counter() - t
+            conn.close()
+            return dt
+        import psycopg
+
+        from consentgate.ledger.snapshot import _libpq_dsn
+        from sqlalchemy.engine import make_url
+
+        with psycopg.connect(_libpq_dsn(make_url(url))) as conn:
+            conn.execute(ddl.replace("raw", f"raw{self.n}"))
+            conn.commit()
+            t = time.perf_counter()
+            with conn.cursor() as cur, cur.copy(f"COPY raw{self.n} FROM STDIN") as cp:
+                for r in rows:
+                    cp.write_row(r)
+            conn.commit()
+            return time.perf_counter() - t
+
+    def raw_writes(self, url: str, n: int) -> float:
+        if self.pg is None:
+            conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("CREATE TABLE IF NOT EXISTS raw_w (id INTEGER PRIMARY KEY, member_id TEXT, scope TEXT, choice TEXT)")
+            t = time.perf_counter()
+            for i in range(n):
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("INSERT INTO raw_w (member_id, scope, choice) VALUES (?,?,?)", (f"m{i}", "affiliate", "deny"))
+                conn.execute("COMMIT")
+            dt = time.perf_counter() - t
+            conn.close()
+            return n / dt
+        import psycopg
+
+        from consentgate.ledger.snapshot import _libpq_dsn
+        from sqlalchemy.engine import make_url
+
+        with psycopg.connect(_libpq_dsn(make_url(url)), autocommit=True) as conn:
+            conn.execute("CREATE TABLE IF NOT EXISTS raw_w (id BIGSERIAL PRIMARY KEY, member_id TEXT, scope TEXT, choice TEXT)")
+            t = time.perf_counter()
+            for i in range(n):
+                conn.execute("INSERT INTO raw_w (member_id, scope, choice) VALUES (%s,%s,%s)", (f"m{i}", "affiliate", "deny"))
+            return n / (time.perf_counter() - t)
+
+
+def ledger_writes(led: Ledger, n: int) -> float:
+    ev = make_event(member_id="bench-writer", scope="affiliate", choice="deny")
+    t = time.perf_counter()
+    for _ in range(n):
+        led.record(ev)
+    return n / (time.perf_counter() - t)
+
+
+def run_backend(b: Backend, args: argparse.Namespace, files: dict[str, Path]) -> None:
+    print(f"\n== {b.name} ==", flush=True)
+    imp_table = pq.read_table(files["import"])
+    imp, raw = [], []
+    for _ in range(args.reps):
+        url = b.new_url()
+        with open_ledger(url) as led:
+            imp.append(timed(lambda: led.import_file(files["import"])))
+        raw.append(b.raw_bulk(url, imp_table))
+    n = imp_table.num_rows
+    i_med, r_med = statistics.median(imp), statistics.median(raw)
+    print(f"bulk import: {n / i_med:,.0f} events/s (median {i_med:.2f} s for {n:,} events; runs {', '.join(f'{x:.2f}' for x in imp)})")
+    print(f"  baseline raw driver bulk insert (no validation/chain): {n / r_med:,.0f} events/s -> ratio ledger/raw = {r_med / i_med:.2f}")
+
+    url = b.new_url()
+    with open_ledger(url) as led:
+        w = [ledger_writes(led, args.writes) for _ in range(args.reps)]
+    rw = [b.raw_writes(url, args.writes) for _ in range(args.reps)]
+    print(f"single durable writes: {statistics.median(w):,.0f} writes/s (runs {', '.join(f'{x:.0f}' for x in w)})")
+    print(f"  baseline raw insert+commit loop: {statistics.median(rw):,.0f} writes/s -> ratio ledger/raw = {statistics.median(w) / statistics.median(rw):.2f}")
+
+    url = b.new_url()
+    with open_ledger(url) as led:
+        seed = timed(lambda: led.import_file(files["big"]))
+        print(f"seeded {args.events:,} events / {args.members:,} members by import in {seed:.1f} s ({args.events / seed:,.0f} events/s)", flush=True)
+        out = b.workdir / "snap.parquet"
+        snaps = [timed(lambda: led.snapshot(None, out)) for _ in range(args.reps)]
+        rows = pq.read_metadata(out).num_rows
+    base = [timed(lambda: pq.write_table(pq.read_table(files["big"]), b.workdir / "copy.parquet")) for _ in range(args.reps)]
+    s_med, b_med = statistics.median(snaps), statistics.median(base)
+    verdict = "meets" if s_med < 5 else "MISSES"
+    print(f"snapshot {args.members:,} members / {args.events:,} events: median {s_med:.2f} s ({rows:,} rows; runs {', '.join(f'{x:.2f}' for x in snaps)}) -> {verdict} the 5 s target")
+    print(f"  baseline pyarrow read+write of the same events: {b_med:.2f} s -> ratio snapshot/baseline = {s_med / b_med:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--members", type=int, default=1_000_000)
+    ap.add_argument("--events", type=int, default=3_000_000)
+    ap.add_argument("--import-events", type=int, default=300_000)
+    ap.add_argument("--writes", type=int, default=300)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--backends", default="sqlite,postgresql")
+    ap.add_argument("--workdir", type=Path, default=None)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="ledger-bench-", dir=args.workdir))
+    try:
+        load = os.getloadavg()
+        print(f"ledger_bench: {os.cpu_count()} CPUs, load average {load[0]:.1f}/{load[1]:.1f}/{load[2]:.1f} at start (machine shared)")
+        print(f"sizes: snapshot {args.members:,} members / {args.events:,} events; import {args.import_events:,} events; {args.writes} single writes; {args.reps} reps")
+        files = {"big": work / "big.parquet", "import": work / "import.parquet"}
+        pq.write_table(synth_events(args.members, args.events), files["big"])
+        pq.write_table(synth_events(max(1, args.import_events // 3), args.import_events, seed=11, prefix="i"), files["import"])
+        for name in args.backends.split(","):
+            pg = TempPostgres(durable=True).start() if name == "postgresql" else None
+            try:
+                run_backend(Backend(name, work, pg), args, files)
+            finally:
+                if pg is not None:
+                    pg.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
