@@ -144,6 +144,8 @@ class Detector:
         self._topic_names = sorted(topic_lexicon().phrases)
         self._thresholds = np.array([topic_lexicon().thresholds[t] for t in self._topic_names])
         self._entity = [p.kind for p in PATTERNS]
+        self._is_cue = np.array([k == "CUE" for k in self._entity], dtype=bool)
+        self._cue_after = next(i for i, p in enumerate(PATTERNS) if p.name == "cue_after")
         self._prio = np.array([PRIORITY.index(p.name) if p.name in PRIORITY else 99 for p in PATTERNS], dtype=np.int64)
 
     # ------------------------------------------------------------------ public
@@ -176,7 +178,7 @@ class Detector:
         out_e: list[int] = []
         is_pat = hits.pid < self._n_patterns
         taken = self._entities(seg, hits, is_pat, out_rows, out_type, out_s, out_e)
-        self._persons(seg, hits, is_pat, taken, out_rows, out_type, out_s, out_e)
+        self._persons(seg, hits, is_pat, taken, lead_cum, out_rows, out_type, out_s, out_e)
         spans = self._spans_table(seg, lead_cum, out_rows, out_type, out_s, out_e, row_base)
         topics = self._topics_table(seg, lead_cum, hits, is_pat, row_base)
         return spans, topics
@@ -189,7 +191,7 @@ class Detector:
     ) -> dict[int, list[tuple[int, int]]]:
         sel = np.nonzero(is_pat)[0]
         pid, st, en = hits.pid[sel], hits.start[sel], hits.end[sel]
-        ent = np.array([self._entity[i] != "CUE" for i in pid.tolist()], dtype=bool) if pid.size else np.zeros(0, bool)
+        ent = ~self._is_cue[pid]
         pid, st, en = pid[ent], st[ent], en[ent]
         if pid.size:
             # Longest body per (pattern, start); then priority order, then position.
@@ -203,10 +205,10 @@ class Detector:
         taken: dict[int, list[tuple[int, int]]] = {}
         buf = seg.buf
         seg_of = np.searchsorted(seg.buf_start, st, side="right") - 1 if st.size else st
-        for p, s, e, sg in zip(pid.tolist(), st.tolist(), en.tolist(), seg_of.tolist()):
-            row = int(seg.row[sg])
+        seg_rows = seg.row[seg_of].tolist() if st.size else []
+        for p, s, e, sg, row in zip(pid.tolist(), st.tolist(), en.tolist(), seg_of.tolist(), seg_rows):
             spans = taken.setdefault(row, [])
-            if any(s < te and ts < e for ts, te in spans):
+            if spans and any(s < te and ts < e for ts, te in spans):
                 continue
             etype = self._entity[p]
             check = VALIDATORS.get(etype)
@@ -230,59 +232,52 @@ class Detector:
 
     def _persons(
         self, seg: "_Segments", hits: Hits, is_pat: npt.NDArray[np.bool_], taken: dict[int, list[tuple[int, int]]],
-        rows: list[int], types: list[str], ss: list[int], es: list[int],
+        lead_cum: I64, rows: list[int], types: list[str], ss: list[int], es: list[int],
     ) -> None:
         lit = ~is_pat
         lid = hits.pid - self._n_patterns
         name_sel = lit & (self._lits.kind[np.where(lit, lid, 0)] == _KIND_NAME)
-        cue_sel = is_pat & np.isin(hits.pid, [i for i, k in enumerate(self._entity) if k == "CUE"])
+        cue_sel = is_pat & self._is_cue[np.where(is_pat, hits.pid, 0)]
         sel = np.nonzero(name_sel | cue_sel)[0]
         if not sel.size:
             return
-        order = sel[np.lexsort((hits.start[sel],))]
-        buf = seg.buf
+        # By position; at one position the longest hit (a member's full name) first.
+        sel = sel[np.lexsort((hits.start[sel] - hits.end[sel], hits.start[sel]))]
+        starts, ends, pids = hits.start[sel], hits.end[sel], hits.pid[sel]
+        sgs = np.searchsorted(seg.buf_start, starts, side="right") - 1
+        cstarts = lead_cum[starts] - lead_cum[seg.buf_start[sgs]]
+        cends = lead_cum[ends] - lead_cum[seg.buf_start[sgs]]
+        texts = _SegmentTexts(seg)
         found: dict[int, list[tuple[int, int]]] = {}
-        for i in order.tolist():
-            s, e, pid = int(hits.start[i]), int(hits.end[i]), int(hits.pid[i])
-            sg = int(np.searchsorted(seg.buf_start, s, side="right") - 1)
+        n_pat = self._n_patterns
+        for s, e, pid, sg, cs, ce in zip(starts.tolist(), ends.tolist(), pids.tolist(), sgs.tolist(), cstarts.tolist(), cends.tolist()):
             row = int(seg.row[sg])
             mine = found.setdefault(row, [])
-            if any(ts <= s and e <= te for ts, te in mine):
+            if mine and any(ts <= s and e <= te for ts, te in mine):
                 continue
-            lo = max(int(seg.buf_start[sg]), s - P.WINDOW)
-            while lo < s and (buf[lo] & 0xC0) == 0x80:
-                lo += 1
-            hi = min(int(seg.buf_end[sg]), e + P.WINDOW)
-            window = buf[lo:hi].decode("utf-8", "ignore")
-            cs = len(buf[lo:s].decode("utf-8", "ignore"))
-            ce = cs + len(buf[s:e].decode("utf-8", "ignore"))
-            if pid < self._n_patterns:
-                name = PATTERNS[pid].name
-                got = P.cue_name(self._person, window, cs, ce, after=(name == "cue_after"))
+            text = texts.text(sg)
+            if pid < n_pat:
+                got = P.cue_name(self._person, text, cs, ce, after=pid == self._cue_after)
             else:
-                got = P.extend_name(self._person, window, cs, ce, int(self._lits.name_flags[pid - self._n_patterns]))
+                got = P.extend_name(self._person, text, cs, ce, int(self._lits.name_flags[pid - n_pat]))
             if got is None:
                 continue
-            bs = lo + len(window[: got[0]].encode("utf-8"))
-            be = lo + len(window[: got[1]].encode("utf-8"))
+            bs, be = texts.byte_pos(sg, got[0]), texts.byte_pos(sg, got[1])
             if be <= bs:
                 continue
-            spans = taken.setdefault(row, [])
-            if any(bs < te and ts < be for ts, te in spans):
+            spans = taken.get(row)
+            if spans and any(bs < te and ts < be for ts, te in spans):
                 continue
             # Merge with an overlapping PERSON already found in this row.
-            merged = False
             for k, (ts, te) in enumerate(mine):
                 if bs <= te and ts <= be:
                     mine[k] = (min(ts, bs), max(te, be))
-                    merged = True
                     break
-            if not merged:
+            else:
                 mine.append((bs, be))
         for row_spans in found.values():
             for bs, be in row_spans:
-                sg = int(np.searchsorted(seg.buf_start, bs, side="right") - 1)
-                rows.append(sg)
+                rows.append(int(np.searchsorted(seg.buf_start, bs, side="right") - 1))
                 types.append("PERSON")
                 ss.append(bs)
                 es.append(be)
@@ -370,6 +365,37 @@ class _Segments:
     def to_char(self, lead_cum: I64, sg: I64, pos: I64) -> I64:
         """Character offset within the row of buffer byte ``pos`` in segment ``sg``."""
         return self.char_base[sg] + lead_cum[pos] - lead_cum[self.buf_start[sg]]
+
+
+class _SegmentTexts:
+    """Decoded segment texts (decoded once, on first use) and char -> buffer byte maps."""
+
+    def __init__(self, seg: _Segments) -> None:
+        self.seg = seg
+        self._text: dict[int, str] = {}
+        self._leads: dict[int, I64 | None] = {}
+
+    def text(self, sg: int) -> str:
+        got = self._text.get(sg)
+        if got is None:
+            lo, hi = int(self.seg.buf_start[sg]), int(self.seg.buf_end[sg])
+            got = self.seg.buf[lo:hi].decode("utf-8", "replace")
+            self._text[sg] = got
+            if len(got) == hi - lo:
+                self._leads[sg] = None  # ASCII: characters are bytes
+            else:
+                raw = np.frombuffer(self.seg.buf, dtype=np.uint8, count=hi - lo, offset=lo)
+                leads = np.flatnonzero((raw & 0xC0) != 0x80).astype(np.int64)
+                self._leads[sg] = np.append(leads, hi - lo)
+        return got
+
+    def byte_pos(self, sg: int, char: int) -> int:
+        """Buffer byte offset of character ``char`` of segment ``sg``."""
+        leads = self._leads[sg]
+        base = int(self.seg.buf_start[sg])
+        if leads is None:
+            return base + char
+        return base + int(leads[min(char, leads.size - 1)])
 
 
 def _lead_cumsum(arr: npt.NDArray[np.uint8]) -> I64:

@@ -98,7 +98,7 @@ def extend_name(ctx: PersonContext, text: str, start: int, end: int, flags: int)
         tokens.append(m.group(1))
         e = m.end(1)
     # Extend left over one capitalised word when it is a name or the hit is a last name.
-    m = _LEFT.search(text, max(0, s - 48), s)
+    m = _LEFT.search(text, max(0, s - 48), s) if s >= 2 and text[s - 1] in " \t" else None
     if m and _is_cap(m.group(1)):
         left = m.group(1)
         left_flags = ctx.flags_of(left)

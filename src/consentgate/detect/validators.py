@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from functools import lru_cache
 from typing import Callable, Final
 
 import phonenumbers
@@ -104,11 +105,28 @@ def validate_ip(text: str) -> int:
     return len(text)
 
 
+@lru_cache(maxsize=1)
+def _region_lengths() -> dict[str, frozenset[int]]:
+    """Possible national number lengths per region, from phonenumbers' metadata."""
+    out: dict[str, frozenset[int]] = {}
+    for region in PHONE_REGIONS:
+        meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        lengths = set(meta.general_desc.possible_length or ()) if meta is not None else set()
+        out[region] = frozenset(lengths)
+    return out
+
+
 def _phone_possible(text: str) -> bool:
     try:
         if text.startswith("+"):
             return phonenumbers.is_possible_number(phonenumbers.parse(text, None))
+        n = len(digits(text))
+        lengths = _region_lengths()
         for region in PHONE_REGIONS:
+            # Skip regions where neither the number nor the number without a
+            # trunk prefix has a possible length (saves most parse calls).
+            if lengths[region] and n not in lengths[region] and n - 1 not in lengths[region] and n - 2 not in lengths[region]:
+                continue
             num = phonenumbers.parse(text, region)
             if phonenumbers.is_possible_number(num) and phonenumbers.is_valid_number(num):
                 return True
