@@ -50,3 +50,16 @@ def test_out_that_is_a_file_gives_one_line_error_and_exit_2(tmp_path: Path, caps
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("Error: ") and "not a folder" in err.splitlines()[0]
     assert "Traceback" not in err and target.read_text() == "x"
+
+
+def test_bytes_do_not_depend_on_python_hash_seed(tmp_path: Path) -> None:
+    """Two real processes with different PYTHONHASHSEED write the same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    for name, hash_seed in (("p1", "1"), ("p2", "4242")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        code = "from pathlib import Path; from consentgate.demo.network import generate_network as g; g(300, 3, Path(%r))"
+        subprocess.run([sys.executable, "-c", code % str(tmp_path / name)], check=True, env=env, timeout=120)
+    assert _digest(tmp_path / "p1") == _digest(tmp_path / "p2")
