@@ -53,6 +53,10 @@ FILLERS: Final[dict[str, tuple[str, ...]]] = {
         "Berlin", "Austin", "São Paulo", "Bengaluru", "Zürich", "Montréal", "Kraków", "Malmö", "Dublin", "Toronto",
         "Singapore", "Lisbon", "Reykjavík", "München", "Chicago", "東京", "香港",
     ),
+    "HASHTAG": (
+        "#leadership", "#datascience", "#productmanagement", "#python", "#ux", "#sales", "#cloud", "#mentoring",
+        "#engineering", "#startups", "#remotework", "#opensource",
+    ),
     "EMOJI": ("🚀", "🎉", "🙌", "👏", "💡", "☕", "✅", "🔥", "📈", "🙏"),
     "NUM": ("2", "3", "4", "5", "6", "7", "8", "10", "12", "15"),
     "PCT": ("5", "8", "10", "12", "15", "20", "25", "30", "40"),
@@ -207,7 +211,7 @@ _APPLICATION_BODIES: Final = (
 # ------------------------------------------------------------------ closers
 
 _CLOSERS: Final = ("", "Thanks!", "Cheers,", "Best,", "Talk soon.", "Thanks in advance {EMOJI}", "Let me know.", "")
-_PUBLIC_CLOSERS: Final = ("", "", "#{SKILL}", "Thoughts?", "{EMOJI}{EMOJI}")
+_PUBLIC_CLOSERS: Final = ("", "", "{HASHTAG}", "{HASHTAG} {HASHTAG2}", "Thoughts?", "{EMOJI}{EMOJI}")
 LOCAL_CLOSERS: Final[dict[str, tuple[str, ...]]] = {
     "de": ("Danke!", "Viele Grüße"), "ch": ("Merci vielmal!", "Liebe Grüße"), "fr": ("Merci !", "Bonne journée"),
     "qc": ("Merci !", "Bonne fin de semaine"), "es": ("¡Gracias!", "Un saludo"), "mx": ("¡Gracias!", "Saludos"),
