@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     import duckdb
     import pyarrow as pa
 
+# Reason codes are joined with the ASCII unit separator while aggregating (a topic containing
+# it would be split; topics come from the detector's closed vocabulary).
+SEP: Final = "chr(31)"
 _VERSION_REGEX: Final = "[0-9]{1,9}([.][0-9]{1,9}){0,3}"
 _PAD: Final = 9
 
@@ -44,11 +47,17 @@ class Dialect:
         """One output row per list element, in a select list."""
         return f"unnest({list_expr})" if self.name == "duckdb" else f"explode({list_expr})"
 
-    def sorted_distinct_agg(self, expr: str) -> str:
-        """Aggregate non-null values into a sorted list without duplicates."""
+    def string_agg(self, expr: str) -> str:
+        """Join a group's non-null strings with the code separator."""
         if self.name == "duckdb":
-            return f"list_sort(list_distinct(list({expr})))"
-        return f"array_sort(collect_set({expr}))"
+            return f"string_agg({expr}, {SEP})"
+        return f"concat_ws({SEP}, collect_list({expr}))"
+
+    def split_sorted_distinct(self, expr: str) -> str:
+        """Split a separator-joined string into a sorted list without duplicates."""
+        if self.name == "duckdb":
+            return f"list_sort(list_distinct(string_split({expr}, {SEP})))"
+        return f"array_sort(array_distinct(split({expr}, {SEP})))"
 
     def empty_string_list(self) -> str:
         return "CAST([] AS VARCHAR[])" if self.name == "duckdb" else "CAST(array() AS ARRAY<STRING>)"
@@ -103,17 +112,20 @@ def compile_sql(
     t = tables or SqlTables()
     ctes = [
         f"rec AS (\n  SELECT record_id, category, author_id, participants, created_at,\n    {_category_case(cp)} AS rule\n  FROM {t.records}\n)",
-        _subjects_cte(dialect),
-        _member_state_cte(cp, t, scope, dialect),
-        "sf AS (\n  SELECT *, (has_row AND NOT granted) AS denied,\n"
-        f"    (granted AND COALESCE({_version_covers('policy_version', required, dialect)}, FALSE)) AS valid\n  FROM ms\n)",
-        _codes_cte(cp, t, as_of, dialect),
-        f"agg AS (\n  SELECT record_id, {dialect.sorted_distinct_agg('reason')} AS reasons\n  FROM codes GROUP BY record_id\n)",
+        "a_subj AS (\n  SELECT record_id, category, created_at, rule, author_id AS member_id, TRUE AS is_author FROM rec\n)",
+        _participants_cte(dialect),
+        *_subject_chain("a", cp, t, scope, required, as_of, dialect),
+        *_subject_chain("p", cp, t, scope, required, as_of, dialect),
+        f"p_agg AS (\n  SELECT record_id, {dialect.string_agg('codes')} AS codes FROM p_codes WHERE codes IS NOT NULL GROUP BY record_id\n)",
+        _topic_codes_cte(cp, t, dialect),
+        "fin AS (\n  SELECT a.record_id, concat_ws("
+        f"{SEP}, CASE a.rule WHEN 'unknown' THEN 'UNKNOWN_CATEGORY' WHEN 'exclude' THEN 'CATEGORY_EXCLUDED' END, a.codes, p.codes, ta.codes) AS codes\n"
+        "  FROM a_codes a LEFT JOIN p_agg p ON p.record_id = a.record_id LEFT JOIN ta ON ta.record_id = a.record_id\n)",
     ]
     select = (
-        "SELECT r.record_id,\n  CASE WHEN a.record_id IS NULL THEN 'include' ELSE 'exclude' END AS decision,\n"
-        f"  COALESCE(a.reasons, {dialect.empty_string_list()}) AS reasons\n"
-        "FROM rec r LEFT JOIN agg a ON a.record_id = r.record_id"
+        "SELECT record_id,\n  CASE WHEN codes = '' THEN 'include' ELSE 'exclude' END AS decision,\n"
+        f"  CASE WHEN codes = '' THEN {dialect.empty_string_list()} ELSE {dialect.split_sorted_distinct('codes')} END AS reasons\n"
+        "FROM fin"
     )
     header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name}\n"
     return header + "WITH\n" + ",\n".join(ctes) + "\n" + select
@@ -127,13 +139,15 @@ def _category_case(cp: CompiledPolicy) -> str:
     return f"CASE {whens} ELSE 'unknown' END"
 
 
-def _subjects_cte(dialect: Dialect) -> str:
+def _participants_cte(dialect: Dialect) -> str:
+    """Every participant other than the author, for categories that require all participants.
+
+    Authors are decided on the record row itself (no aggregation); only these rows are grouped.
+    """
     return (
-        "subj AS (\n"
-        "  SELECT record_id, category, created_at, author_id AS member_id, TRUE AS is_author FROM rec\n"
-        "  UNION ALL\n"
-        "  SELECT record_id, category, created_at, member_id, FALSE AS is_author\n"
-        f"  FROM (SELECT record_id, category, created_at, author_id, {dialect.explode('participants')} AS member_id\n"
+        "p_subj AS (\n"
+        "  SELECT record_id, category, created_at, rule, member_id, FALSE AS is_author\n"
+        f"  FROM (SELECT record_id, category, created_at, rule, author_id, {dialect.explode('participants')} AS member_id\n"
         "        FROM rec WHERE rule = 'all_participants') p\n"
         "  WHERE member_id IS NULL OR author_id IS NULL OR member_id <> author_id\n"
         ")"
@@ -161,23 +175,28 @@ def _mode_case(cp: CompiledPolicy) -> str:
     return f"CASE {' '.join(whens)} ELSE {_lit(cp.default_mode)} END"
 
 
-def _member_state_cte(cp: CompiledPolicy, t: SqlTables, scope: str, dialect: Dialect) -> str:
-    return (
-        "ms AS (\n"
-        "  SELECT record_id, is_author, category, created_at, known, birth_year, tier, has_row, granted, policy_version,\n"
+def _subject_chain(
+    name: str, cp: CompiledPolicy, t: SqlTables, scope: str, required: str, as_of: datetime, dialect: Dialect
+) -> list[str]:
+    """``{name}_state`` (member and consent joined, mode resolved) and ``{name}_codes`` (the codes)."""
+    state = (
+        f"{name}_state AS (\n"
+        "  SELECT *, (has_row AND NOT granted) AS denied,\n"
+        f"    (granted AND COALESCE({_version_covers('policy_version', required, dialect)}, FALSE)) AS valid,\n"
         f"    {_mode_case(cp)} AS mode\n"
         "  FROM (\n"
-        "    SELECT s.record_id, s.is_author, s.category, s.created_at,\n"
+        "    SELECT s.record_id, s.is_author, s.category, s.created_at, s.rule,\n"
         "      m.member_id IS NOT NULL AS known, m.birth_year, m.tier, m.country,\n"
         f"      {_subdivision_key()} AS sub_key,\n"
         "      c.member_id IS NOT NULL AS has_row,\n"
         "      COALESCE(c.choice = 'grant', FALSE) AS granted, c.policy_version\n"
-        "    FROM subj s\n"
+        f"    FROM {name}_subj s\n"
         f"    LEFT JOIN {t.members} m ON m.member_id = s.member_id\n"
         f"    LEFT JOIN {t.consent} c ON c.member_id = s.member_id AND c.purpose = {_lit(cp.policy.purpose)} AND c.scope = {_lit(scope)}\n"
         "  ) j\n"
         ")"
     )
+    return [state, _subject_codes_cte(name, cp, as_of, dialect)]
 
 
 def _version_covers(column: str, required: str, dialect: Dialect) -> str:
@@ -187,13 +206,9 @@ def _version_covers(column: str, required: str, dialect: Dialect) -> str:
     return f"({dialect.full_match(column, _VERSION_REGEX)} AND concat({parts}) >= {_lit(need)})"
 
 
-def _reason(code: str) -> str:
-    return f"CASE WHEN is_author THEN {_lit(code)} ELSE {_lit(PARTICIPANT_PREFIX + code)} END"
-
-
-def _codes_cte(cp: CompiledPolicy, t: SqlTables, as_of: datetime, dialect: Dialect) -> str:
-    topic_whens = " ".join(f"WHEN {_lit(topic)} THEN {_lit(action)}" for topic, action in sorted(cp.topic_action.items()))
-    subject_rules: list[tuple[str, str]] = [
+def _subject_codes_cte(name: str, cp: CompiledPolicy, as_of: datetime, dialect: Dialect) -> str:
+    """One pass over subject rows: every subject-level code that applies, separator-joined."""
+    rules: list[tuple[str, str]] = [
         ("UNKNOWN_SUBJECT", "NOT known"),
         ("MINOR", f"known AND (birth_year IS NULL OR birth_year > {minor_cutoff_birth_year(as_of, cp.minimum_age)})"),
         ("CONTRACT_EXCLUDED", f"known AND ({_contract_condition(cp)})"),
@@ -203,17 +218,21 @@ def _codes_cte(cp: CompiledPolicy, t: SqlTables, as_of: datetime, dialect: Diale
         ("CONSENT_SCOPE_OUTDATED", "known AND mode = 'opt_in' AND granted AND NOT valid"),
     ]
     if as_of < cp.notice_end:
-        subject_rules.append(("NOTICE_NOT_ELAPSED", "known AND mode = 'opt_out' AND NOT denied AND NOT valid"))
+        rules.append(("NOTICE_NOT_ELAPSED", "known AND mode = 'opt_out' AND NOT denied AND NOT valid"))
     if not cp.policy.retroactive:
-        subject_rules.append(("RETROACTIVE_USE", f"known AND NOT valid AND created_at < {dialect.timestamp(cp.policy.effective_at)}"))
-    parts = [
-        "  SELECT record_id, 'UNKNOWN_CATEGORY' AS reason FROM rec WHERE rule = 'unknown'",
-        "  SELECT record_id, 'CATEGORY_EXCLUDED' AS reason FROM rec WHERE rule = 'exclude'",
-        f"  SELECT record_id, {_lit(TOPIC_PREFIX)} || topic AS reason FROM {t.topics}\n"
-        f"    WHERE topic IS NOT NULL AND (CASE topic {topic_whens} ELSE {_lit(cp.default_topic_action)} END) = 'exclude'",
-    ]
-    parts += [f"  SELECT record_id, {_reason(code)} AS reason FROM sf WHERE {cond}" for code, cond in subject_rules]
-    return "codes AS (\n" + "\n  UNION ALL\n".join(parts) + "\n)"
+        rules.append(("RETROACTIVE_USE", f"known AND NOT valid AND created_at < {dialect.timestamp(cp.policy.effective_at)}"))
+    prefix = f"CASE WHEN is_author THEN '' ELSE {_lit(PARTICIPANT_PREFIX)} END"
+    cases = ",\n    ".join(f"CASE WHEN {cond} THEN {prefix} || {_lit(code)} END" for code, cond in rules)
+    return f"{name}_codes AS (\n  SELECT record_id, rule, NULLIF(concat_ws({SEP},\n    {cases}), '') AS codes\n  FROM {name}_state\n)"
+
+
+def _topic_codes_cte(cp: CompiledPolicy, t: SqlTables, dialect: Dialect) -> str:
+    whens = " ".join(f"WHEN {_lit(topic)} THEN {_lit(action)}" for topic, action in sorted(cp.topic_action.items()))
+    return (
+        f"ta AS (\n  SELECT record_id, {dialect.string_agg(_lit(TOPIC_PREFIX) + ' || topic')} AS codes FROM {t.topics}\n"
+        f"  WHERE topic IS NOT NULL AND (CASE topic {whens} ELSE {_lit(cp.default_topic_action)} END) = 'exclude'\n"
+        "  GROUP BY record_id\n)"
+    )
 
 
 def _contract_condition(cp: CompiledPolicy) -> str:
