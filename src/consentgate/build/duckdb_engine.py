@@ -157,12 +157,14 @@ def _slice_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
 class _Runner:
     """Runs tasks inline (1 worker) or in a spawn-based process pool, with bounded work in flight."""
 
-    def __init__(self, workers: int, cfg: StepConfig) -> None:
+    def __init__(self, workers: int, member_names: tuple[str, ...]) -> None:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
             ctx = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(cfg,))
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(member_names,))
+        else:
+            init_worker(member_names)
 
     def map_bounded(self, fn: Callable[..., Any], jobs: Iterator[tuple[Any, ...]], on_done: Callable[[Any], None]) -> None:
         if self.pool is None:
@@ -212,10 +214,10 @@ class DuckDBEngine:
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"
             ).to_arrow_reader(ROW_GROUP_ROWS))
             names = tuple(r[0] for r in con.execute("SELECT display_name FROM members ORDER BY member_id").fetchall())
-            cfg = dataclasses.replace(plan.steps, member_names=names)
+            cfg = dataclasses.replace(plan.steps, member_names=())  # names go to each worker once, not with every task
             timings["sources"] = time.perf_counter() - t0
 
-            runner = _Runner(workers, cfg)
+            runner = _Runner(workers, names)
             try:
                 t0 = time.perf_counter()
                 progress.phase("detect", records.rows)

@@ -156,7 +156,7 @@ def _field_expr(field: pa.Field, src_col: str, typ: str, label: str, mapping: Ta
             return col
         if typ == "VARCHAR" and mapping.participants_delimiter:
             d = quote_str(mapping.participants_delimiter)
-            return f"list_filter(list_transform(string_split({col}, {d}), x -> trim(x)), x -> x <> '')"
+            return f"list_filter(list_transform(string_split({col}, {d}), lambda x: trim(x)), lambda x: x <> '')"
         if typ == "VARCHAR":
             raise SchemaError(f"source {label}: column {src_col!r} ({name}) is text, expected a list of member ids",
                               hint="Set mapping.records.participants_delimiter to the character that separates the ids.",

@@ -33,25 +33,26 @@ TOPIC_ENTITY = "SENSITIVE_TOPIC"
 _SPAN_TABLE = pa.schema([("row", pa.int64()), ("entity_type", pa.string()), ("start", pa.int32()), ("end", pa.int32())])
 OUTPUT_SCHEMA = pa.schema([*RECORDS_SCHEMA, pa.field("slice", pa.int32(), nullable=False)])
 
+_names: tuple[str, ...] = ()
 _detector: Detector | None = None
-_detector_key: int | None = None
+
+
+def init_worker(member_names: tuple[str, ...]) -> None:
+    """Set this process's member names (pool initializer, or called once in-process); the detector is built lazily."""
+    global _names, _detector
+    if member_names != _names or _detector is None:
+        _names = member_names
+        _detector = None
 
 
 def detector(cfg: StepConfig) -> Detector:
-    """This process's detector for ``cfg`` (built once; building compiles the pattern database)."""
-    global _detector, _detector_key
-    key = hash(cfg.member_names)
-    if _detector is None or _detector_key != key:
+    """This process's detector (built on first use: building compiles the pattern database)."""
+    global _detector
+    if _detector is None:
         from consentgate.detect import Detector
 
-        _detector = Detector(member_names=list(cfg.member_names) or None)
-        _detector_key = key
+        _detector = Detector(member_names=list(cfg.member_names or _names) or None)
     return _detector
-
-
-def init_worker(cfg: StepConfig) -> None:
-    """Process-pool initializer: build the detector before the first batch arrives."""
-    detector(cfg)
 
 
 def spans_to_lists(spans: pa.Table, n: int) -> pa.ListArray:

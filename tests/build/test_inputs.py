@@ -1,0 +1,238 @@
+"""Bad input gets a clear error naming the file, column or row, and leaves no output folder; mappings work."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from consentgate.build import load_spec, run_build
+from consentgate.config import Settings
+from consentgate.errors import BuildError, ConsentGateError, InputError, PolicyNotPublishedError, SchemaError
+
+from .conftest import copy_data, make_ledger
+
+
+def _no_output(spec_path: Path) -> None:
+    out = load_spec(spec_path).output
+    assert not out.exists()
+    assert not [p for p in out.parent.iterdir() if ".partial-" in p.name] if out.parent.exists() else True
+
+
+def _fails(spec_path: Path, settings: Settings, exc: type[ConsentGateError], *needles: str) -> ConsentGateError:
+    with pytest.raises(exc) as info:
+        run_build(load_spec(spec_path), workers=1, progress=False, settings=settings)
+    for needle in needles:
+        assert needle in info.value.message, (needle, info.value.message)
+    _no_output(spec_path)
+    return info.value
+
+
+def _records(net: Path) -> pa.Table:
+    return pq.read_table(net / "data" / "records.parquet")
+
+
+def _write_records(tmp: Path, table: pa.Table, name: str = "records.parquet") -> Path:
+    path = tmp / name
+    pq.write_table(table, path)
+    return path
+
+
+def test_missing_column(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    bad = _write_records(tmp_path, _records(small_network).drop_columns(["author_id"]))
+    spec = write_spec(small_network, sources=_sources(small_network, records=str(bad)))
+    err = _fails(spec, settings, SchemaError, "missing column 'author_id'", str(bad))
+    assert err.details["field"] == "author_id"
+
+
+def test_wrong_type(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    t = _records(small_network)
+    t = t.set_column(t.schema.get_field_index("category"), "category", pa.array(range(t.num_rows), pa.int64()))
+    bad = _write_records(tmp_path, t)
+    _fails(write_spec(small_network, sources=_sources(small_network, records=str(bad))), settings, SchemaError, "'category'", "BIGINT", "expected text")
+
+
+def test_duplicated_record_id(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    t = _records(small_network)
+    bad = _write_records(tmp_path, pa.concat_tables([t, t.slice(3, 1)]))
+    rid = t.column("record_id")[3].as_py()
+    err = _fails(write_spec(small_network, sources=_sources(small_network, records=str(bad))), settings, InputError, rid, "appears 2 times")
+    assert err.details["record"] == rid
+
+
+def test_author_missing_from_participants(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    t = _records(small_network)
+    parts = t.column("participants").to_pylist()
+    parts[7] = [p for p in parts[7] if p != t.column("author_id")[7].as_py()] + ["m99999999"]
+    t = t.set_column(t.schema.get_field_index("participants"), "participants", pa.array(parts, t.schema.field("participants").type))
+    bad = _write_records(tmp_path, t)
+    rid = t.column("record_id")[7].as_py()
+    _fails(write_spec(small_network, sources=_sources(small_network, records=str(bad))), settings, InputError,
+           f"author of record {rid!r} is missing from its participants")
+
+
+def test_naive_timestamp_in_parquet(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    t = _records(small_network)
+    i = t.schema.get_field_index("created_at")
+    t = t.set_column(i, "created_at", t.column(i).cast(pa.timestamp("us")))
+    bad = _write_records(tmp_path, t)
+    _fails(write_spec(small_network, sources=_sources(small_network, records=str(bad))), settings, SchemaError,
+           "'created_at'", "without time zone")
+
+
+def test_naive_timestamp_in_csv(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    csv = _to_csv(_records(small_network), tmp_path / "records.csv", delimiter="|")
+    lines = csv.read_text().splitlines()
+    rid = lines[5].split(",")[0].strip('"')
+    lines[5] = lines[5].replace("Z", "", 1)
+    csv.write_text("\n".join(lines) + "\n")
+    spec = write_spec(small_network, sources=_sources(small_network, records=str(csv)),
+                      mapping={"records": {"participants_delimiter": "|"}})
+    _fails(spec, settings, InputError, "without time zone", rid)
+
+
+def test_empty_source(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    bad = _write_records(tmp_path, _records(small_network).slice(0, 0))
+    _fails(write_spec(small_network, sources=_sources(small_network, records=str(bad))), settings, InputError, "is empty")
+
+
+def test_corrupt_parquet(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    good = (small_network / "data" / "records.parquet").read_bytes()
+    bad = tmp_path / "records.parquet"
+    bad.write_bytes(good[: len(good) // 2])
+    err = _fails(write_spec(small_network, sources=_sources(small_network, records=str(bad))), settings, InputError, "cannot read source", str(bad))
+    assert "Record" not in err.message  # DuckDB's own text (which may quote values) is not passed on
+
+
+def test_unpublished_policy(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    copy_data(small_network, tmp_path / "net")
+    (tmp_path / "net" / "ledger.db").unlink()
+    make_ledger(tmp_path / "net", tmp_path / "net" / "data" / "consent_events.parquet", publish=False)
+    _fails(write_spec(tmp_path / "net"), settings, PolicyNotPublishedError, "not published")
+
+
+def test_policy_not_in_effect_at_as_of(small_network: Path, write_spec: Callable[..., Path], settings: Settings) -> None:
+    _fails(write_spec(small_network, as_of="2025-10-01T00:00:00Z"), settings, PolicyNotPublishedError, "not in effect")
+
+
+def test_existing_output_needs_replace(small_network: Path, write_spec: Callable[..., Path], settings: Settings) -> None:
+    spec = load_spec(write_spec(small_network))
+    spec.output.mkdir(parents=True)
+    (spec.output / "keep.txt").write_text("old")
+    with pytest.raises(BuildError, match="already exists"):
+        run_build(spec, workers=1, progress=False, settings=settings)
+    assert (spec.output / "keep.txt").read_text() == "old"
+    result = run_build(spec, workers=1, progress=False, settings=settings, replace=True)
+    assert not (spec.output / "keep.txt").exists() and (spec.output / "manifest.json").is_file()
+    assert [p.name for p in spec.output.parent.iterdir()] == [spec.output.name]
+    assert result.content_hash
+
+
+def test_unknown_category_is_excluded_not_guessed(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    t = _records(small_network)
+    cats = t.column("category").to_pylist()
+    cats[0] = "poll"
+    t = t.set_column(t.schema.get_field_index("category"), "category", pa.array(cats))
+    bad = _write_records(tmp_path, t)
+    result = run_build(load_spec(write_spec(small_network, sources=_sources(small_network, records=str(bad)))),
+                       workers=1, progress=False, settings=settings)
+    d = pq.read_table(result.output / "decisions.parquet").to_pylist()
+    row = next(r for r in d if r["record_id"] == t.column("record_id")[0].as_py())
+    assert row["decision"] == "exclude" and "UNKNOWN_CATEGORY" in row["reasons"]
+
+
+def test_csv_and_jsonl_with_mapping_give_the_same_decisions(small_network: Path, write_spec: Callable[..., Path],
+                                                             settings: Settings, tmp_path: Path) -> None:
+    """Renamed columns, category codes and a delimited participants string normalise to the canonical build."""
+    canonical = run_build(load_spec(write_spec(small_network, name="a.yaml", output=str(tmp_path / "a"))),
+                          workers=1, progress=False, settings=settings)
+    t = _records(small_network)
+    codes = {"post": "P", "comment": "C", "message.direct": "DM"}
+    mapped = t.set_column(t.schema.get_field_index("category"), "category",
+                          pa.array([codes.get(c, c) for c in t.column("category").to_pylist()]))
+    mapped = mapped.rename_columns(["id" if n == "record_id" else "body" if n == "text" else n for n in mapped.column_names])
+    csv = _to_csv(mapped, tmp_path / "records.csv", delimiter=";")
+    mapping = {"records": {"columns": {"record_id": "id", "text": "body"}, "category_values": {v: k for k, v in codes.items()},
+                           "participants_delimiter": ";"}}
+    via_csv = run_build(load_spec(write_spec(small_network, name="b.yaml", output=str(tmp_path / "b"), mapping=mapping,
+                                             sources=_sources(small_network, records=str(csv)))),
+                        workers=1, progress=False, settings=settings)
+    jsonl = tmp_path / "records.jsonl"
+    with jsonl.open("w") as f:
+        for r in mapped.to_pylist():
+            r["created_at"] = r["created_at"].isoformat()
+            f.write(json.dumps(r) + "\n")
+    mapping_json = {"records": {k: v for k, v in mapping["records"].items() if k != "participants_delimiter"}}
+    via_json = run_build(load_spec(write_spec(small_network, name="c.yaml", output=str(tmp_path / "c"), mapping=mapping_json,
+                                              sources=_sources(small_network, records=str(jsonl)))),
+                         workers=1, progress=False, settings=settings)
+    for other in (via_csv, via_json):
+        assert (other.output / "decisions.parquet").read_bytes() == (canonical.output / "decisions.parquet").read_bytes()
+        assert (other.output / "data" / "shard-00001.parquet").read_bytes() == (canonical.output / "data" / "shard-00001.parquet").read_bytes()
+        assert other.content_hash != canonical.content_hash  # the inputs differ, and the manifest says so
+
+
+def test_events_file_consent_matches_ledger(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    via_ledger = run_build(load_spec(write_spec(small_network, name="a.yaml", output=str(tmp_path / "a"))),
+                           workers=1, progress=False, settings=settings)
+    sources = _sources(small_network)
+    sources["consent"] = {"events": str(small_network / "data" / "consent_events.parquet")}
+    via_events = run_build(load_spec(write_spec(small_network, name="b.yaml", output=str(tmp_path / "b"), sources=sources,
+                                                policy={"file": str(load_spec(write_spec(small_network)).policy.file),
+                                                        "published_in": f"sqlite:///{small_network / 'ledger.db'}"})),
+                           workers=1, progress=False, settings=settings)
+    assert (via_events.output / "decisions.parquet").read_bytes() == (via_ledger.output / "decisions.parquet").read_bytes()
+    assert via_events.manifest["ledger"]["head_hash"] == via_ledger.manifest["ledger"]["head_hash"]
+    sources["consent"] = {"events": str(small_network / "data" / "consent_events.parquet")}
+    with pytest.raises(PolicyNotPublishedError, match="no ledger to check"):
+        run_build(load_spec(write_spec(small_network, name="c.yaml", output=str(tmp_path / "c"), sources=sources)),
+                  workers=1, progress=False, settings=settings)
+
+
+def test_spec_errors_name_the_field_or_line(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("name: x\nsources: [\n")
+    with pytest.raises(BuildError, match="line"):
+        load_spec(path)
+    path.write_text("name: x\nsources: {members: a, records: b, consent: {ledger: 'sqlite:///x.db'}}\npolicy: p.yaml\noutput: o\nshard: 3\n")
+    with pytest.raises(BuildError, match="'shard'"):
+        load_spec(path)
+    path.write_text("name: x\nsources: {members: a, records: b, consent: {ledger: 'sqlite:///x.db'}}\npolicy: p.yaml\noutput: o\nas_of: 2026-01-01T00:00:00\n")
+    with pytest.raises(BuildError, match="as_of"):
+        load_spec(path)
+    path.write_text("name: x\nsources: {members: a, records: b, consent: {ledger: 'sqlite:///x.db'}}\npolicy: p.yaml\noutput: o\nredaction: {SSN: mask}\n")
+    with pytest.raises(BuildError, match="redaction"):
+        load_spec(path)
+    path.write_text("name: x\nsources: {members: a, records: b, consent: {ledger: 'sqlite:///x.db'}}\npolicy: p.yaml\noutput: o\n")
+    spec = load_spec(path)
+    assert spec.output == tmp_path / "o" and spec.sources.records.path == tmp_path / "b"
+    assert spec.sources.consent.ledger == f"sqlite:///{tmp_path / 'x.db'}" and len(spec.sha256) == 64
+
+
+def test_spec_may_not_weaken_policy_redaction(small_network: Path, write_spec: Callable[..., Path], settings: Settings) -> None:
+    _fails(write_spec(small_network, redaction={"US_SSN": "mask"}), settings, BuildError, "weaker than the policy")
+
+
+def _sources(net: Path, **over: str) -> dict[str, object]:
+    s: dict[str, object] = {
+        "members": str(net / "data" / "members.parquet"),
+        "records": str(net / "data" / "records.parquet"),
+        "consent": {"ledger": f"sqlite:///{net / 'ledger.db'}"},
+    }
+    s.update(over)
+    return s
+
+
+def _to_csv(t: pa.Table, path: Path, *, delimiter: str) -> Path:
+    """Participants joined by ``delimiter``; timestamps as ISO-8601 with Z."""
+    parts = [delimiter.join(p) for p in t.column("participants").to_pylist()]
+    created = [c.strftime("%Y-%m-%dT%H:%M:%S.%fZ") for c in t.column("created_at").to_pylist()]
+    t = t.set_column(t.schema.get_field_index("participants"), "participants", pa.array(parts))
+    t = t.set_column(t.schema.get_field_index("created_at"), "created_at", pa.array(created))
+    pcsv.write_csv(t, path, pcsv.WriteOptions(quoting_style="all_valid"))
+    return path
