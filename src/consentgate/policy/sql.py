@@ -182,7 +182,7 @@ def _subject_chain(
     state = (
         f"{name}_state AS (\n"
         "  SELECT *, (has_row AND NOT granted) AS denied,\n"
-        f"    (granted AND COALESCE({_version_covers('policy_version', required, dialect)}, FALSE)) AS valid,\n"
+        f"    (CASE WHEN granted THEN COALESCE({_version_covers('policy_version', required, dialect)}, FALSE) ELSE FALSE END) AS valid,\n"
         f"    {_mode_case(cp)} AS mode\n"
         "  FROM (\n"
         "    SELECT s.record_id, s.is_author, s.category, s.created_at, s.rule,\n"
