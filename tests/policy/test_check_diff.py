@@ -136,3 +136,17 @@ def test_group_changes_collapse_to_the_group() -> None:
     b = make_policy(jurisdictions={"default": "excluded", "EEA": "opt_out"}, notice_days=30, effective_at=datetime(2024, 2, 1, tzinfo=UTC))
     keys = [c.key for c in diff_policies(a, b).changes if c.section == "jurisdictions"]
     assert keys == ["EEA"]
+
+
+def test_build_stage_api_gpc_pii_and_spark_spelling() -> None:
+    from consentgate.policy import SPARK, compile_policy, compile_sql, gpc_scopes
+
+    rec = load_policy(RECOMMENDED)
+    assert gpc_scopes(rec, "US", "US-CA") == ("first_party", "affiliate", "third_party")
+    assert gpc_scopes(rec, "US", "CA") == ("first_party", "affiliate", "third_party")
+    assert gpc_scopes(rec, "DE", None) == ("affiliate", "third_party")
+    cp = compile_policy(rec)
+    assert cp.pii_strategies()["US_SSN"] == "drop_record" and "compensation" in cp.redact_topics()
+    assert rec.fideslang_data_use == "train_ai_system" and rec.dpv_purpose == "dpv:CommercialResearch"
+    spark = compile_sql(rec, scope="first_party", as_of=datetime(2025, 12, 1, tzinfo=UTC), dialect=SPARK)
+    assert "explode(participants)" in spark and "collect_list" in spark and "unnest" not in spark and "TIMESTAMPTZ" not in spark

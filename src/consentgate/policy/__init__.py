@@ -14,7 +14,9 @@ This package imports nothing from ``consentgate.cli``, ``.service`` or ``.build`
 
 from __future__ import annotations
 
-from consentgate.policy.compiled import CompiledPolicy, compile_policy
+from consentgate.policy.compiled import CompiledPolicy, compile_policy, gpc_scopes
+from consentgate.policy.diff import DiffReport, diff_policies
+from consentgate.policy.lint import LintFinding, lint_policy
 from consentgate.policy.evaluate import (
     REASON_CODES,
     ConsentState,
@@ -37,9 +39,11 @@ __all__ = [
     "CompiledPolicy",
     "ConsentState",
     "Decision",
+    "DiffReport",
     "Dialect",
     "EvalContext",
     "Finding",
+    "LintFinding",
     "Member",
     "Policy",
     "Record",
@@ -48,7 +52,10 @@ __all__ = [
     "compile_policy",
     "compile_sql",
     "decide_arrow",
+    "diff_policies",
     "evaluate",
+    "gpc_scopes",
+    "lint_policy",
     "load_policy",
     "parse_policy",
     "parse_version",
