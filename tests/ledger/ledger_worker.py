@@ -3,6 +3,8 @@
     python ledger_worker.py URL WORKER_ID COUNT ACK_FILE            # COUNT single records
     python ledger_worker.py URL WORKER_ID import FILE ACK_FILE      # one bulk import
 
+The tests fork it (``main(argv)``); it also runs as a script.
+
 After each write *returns*, one line is appended to ACK_FILE (unbuffered), so the
 test knows exactly which writes were acknowledged before the process died.
 """
