@@ -21,9 +21,10 @@ from typing import Final
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from consentgate.datamodel import LABELS_SCHEMA, RECORDS_SCHEMA
+from consentgate.datamodel import CATEGORIES, LABELS_SCHEMA, RECORDS_SCHEMA
 from consentgate.demo.consent import generate_consent
 from consentgate.demo.members import Members, format_ids, generate_members
 from consentgate.demo.records import Structure, generate_structure, participants_array
@@ -107,13 +108,9 @@ def _records_table(members: Members, s: Structure, t: Texts) -> tuple[pa.Table, 
         parts = np.where(is_thread, s.thread, 0)
         posts = np.where(is_comment, -2 - s.thread, 0)
         from_threads = thread_ids.take(pa.array(parts)) if len(thread_ids) else pa.nulls(s.count, pa.string())
-        import pyarrow.compute as pc
-
         thread_col = pc.if_else(
             pa.array(is_thread), from_threads, pc.if_else(pa.array(is_comment), record_ids.take(pa.array(posts)), thread_col)
         )
-    from consentgate.datamodel import CATEGORIES
-
     return pa.Table.from_arrays(
         [
             record_ids,
