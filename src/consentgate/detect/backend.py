@@ -169,7 +169,8 @@ def _cached_db(key_parts: Sequence[str], compile_fn: Any) -> Any:
     import hyperscan
 
     digest = hashlib.sha256("\x1f".join(key_parts).encode()).hexdigest()
-    path = _cache_dir() / f"hs-{hyperscan.__version__}-{digest[:32]}.db"
+    version = getattr(hyperscan, "__version__", "unknown")
+    path = _cache_dir() / f"hs-{version}-{digest[:32]}.db"
     if path.is_file():
         try:
             db = hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)

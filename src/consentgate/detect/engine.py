@@ -17,6 +17,7 @@ Only candidate hits are touched in Python; texts are never looped over one by on
 
 from __future__ import annotations
 
+import bisect
 import os
 from dataclasses import dataclass, field
 from typing import Final, Iterable, Iterator
@@ -166,12 +167,25 @@ class Detector:
         return ScanResult(_concat(spans, SPANS_SCHEMA), _concat(topics, TOPICS_SCHEMA))
 
     def scan_batch(self, arr: pa.StringArray, row_base: int = 0) -> tuple[pa.Table, pa.Table]:
-        """Scan one batch; row numbers are offset by ``row_base``."""
-        seg = _segments(arr)
+        """Scan one batch; row numbers are offset by ``row_base``.
+
+        A batch holding a text longer than ``LONG_TEXT`` is scanned one window at a
+        time, so memory stays bounded by the window size.
+        """
+        spans: list[pa.Table] = []
+        topics: list[pa.Table] = []
+        for seg in _segment_groups(arr):
+            s, t = self._scan_segments(seg, row_base)
+            spans.append(s)
+            topics.append(t)
+        if len(spans) == 1:
+            return spans[0], topics[0]
+        return _concat(spans, SPANS_SCHEMA), _concat(topics, TOPICS_SCHEMA)
+
+    def _scan_segments(self, seg: "_Segments", row_base: int) -> tuple[pa.Table, pa.Table]:
         hits = self._scanner.scan(seg.buf)
         hits = seg.assign(hits)
-        arr_u8 = np.frombuffer(seg.buf, dtype=np.uint8)
-        lead_cum = _lead_cumsum(arr_u8)
+        lead_cum = _lead_cumsum(np.frombuffer(seg.buf, dtype=np.uint8))
         out_rows: list[int] = []
         out_type: list[str] = []
         out_s: list[int] = []
@@ -188,7 +202,7 @@ class Detector:
     def _entities(
         self, seg: "_Segments", hits: Hits, is_pat: npt.NDArray[np.bool_],
         rows: list[int], types: list[str], ss: list[int], es: list[int],
-    ) -> dict[int, list[tuple[int, int]]]:
+    ) -> dict[int, "_Intervals"]:
         sel = np.nonzero(is_pat)[0]
         pid, st, en = hits.pid[sel], hits.start[sel], hits.end[sel]
         ent = ~self._is_cue[pid]
@@ -202,13 +216,15 @@ class Detector:
             pid, st, en = pid[first], st[first], en[first]
             order = np.lexsort((-en, st, self._prio[pid]))
             pid, st, en = pid[order], st[order], en[order]
-        taken: dict[int, list[tuple[int, int]]] = {}
+        taken: dict[int, _Intervals] = {}
         buf = seg.buf
         seg_of = np.searchsorted(seg.buf_start, st, side="right") - 1 if st.size else st
         seg_rows = seg.row[seg_of].tolist() if st.size else []
         for p, s, e, sg, row in zip(pid.tolist(), st.tolist(), en.tolist(), seg_of.tolist(), seg_rows):
-            spans = taken.setdefault(row, [])
-            if spans and any(s < te and ts < e for ts, te in spans):
+            spans = taken.get(row)
+            if spans is None:
+                spans = taken[row] = _Intervals()
+            elif spans.overlaps(s, e):
                 continue
             etype = self._entity[p]
             check = VALIDATORS.get(etype)
@@ -219,9 +235,9 @@ class Detector:
                     continue
                 if keep < len(text):
                     e = s + len(text[:keep].encode("utf-8"))
-                if any(s < te and ts < e for ts, te in spans):
+                if spans.overlaps(s, e):
                     continue
-            spans.append((s, e))
+            spans.add(s, e)
             rows.append(sg)
             types.append(etype)
             ss.append(s)
@@ -231,8 +247,8 @@ class Detector:
     # ------------------------------------------------------------------ persons
 
     def _persons(
-        self, seg: "_Segments", hits: Hits, is_pat: npt.NDArray[np.bool_], taken: dict[int, list[tuple[int, int]]],
-        lead_cum: I64, rows: list[int], types: list[str], ss: list[int], es: list[int],
+        self, seg: "_Segments", hits: Hits, is_pat: npt.NDArray[np.bool_], taken: dict[int, "_Intervals"],
+        lead_cum: npt.NDArray[np.int32], rows: list[int], types: list[str], ss: list[int], es: list[int],
     ) -> None:
         lit = ~is_pat
         lid = hits.pid - self._n_patterns
@@ -253,7 +269,8 @@ class Detector:
         for s, e, pid, sg, cs, ce in zip(starts.tolist(), ends.tolist(), pids.tolist(), sgs.tolist(), cstarts.tolist(), cends.tolist()):
             row = int(seg.row[sg])
             mine = found.setdefault(row, [])
-            if mine and any(ts <= s and e <= te for ts, te in mine):
+            # Hits come in start order and found spans never overlap: only the last can contain this hit.
+            if mine and mine[-1][0] <= s and e <= mine[-1][1]:
                 continue
             text = texts.text(sg)
             if pid < n_pat:
@@ -266,13 +283,18 @@ class Detector:
             if be <= bs:
                 continue
             spans = taken.get(row)
-            if spans and any(bs < te and ts < be for ts, te in spans):
+            if spans is not None and spans.overlaps(bs, be):
                 continue
-            # Merge with an overlapping PERSON already found in this row.
-            for k, (ts, te) in enumerate(mine):
-                if bs <= te and ts <= be:
-                    mine[k] = (min(ts, bs), max(te, be))
-                    break
+            # Merge with an overlapping PERSON already found in this row (the last one,
+            # or a few before it when a left extension reached back).
+            k = len(mine) - 1
+            while k >= 0 and mine[k][1] >= bs:
+                k -= 1
+            k += 1
+            if k < len(mine):
+                merged = (min(mine[k][0], bs), max(max(te for _, te in mine[k:]), be))
+                del mine[k:]
+                mine.append(merged)
             else:
                 mine.append((bs, be))
         for row_spans in found.values():
@@ -285,7 +307,7 @@ class Detector:
     # ------------------------------------------------------------------ tables
 
     def _spans_table(
-        self, seg: "_Segments", lead_cum: I64, segs: list[int], types: list[str], ss: list[int], es: list[int], row_base: int
+        self, seg: "_Segments", lead_cum: npt.NDArray[np.int32], segs: list[int], types: list[str], ss: list[int], es: list[int], row_base: int
     ) -> pa.Table:
         if not segs:
             return SPANS_SCHEMA.empty_table()
@@ -304,7 +326,7 @@ class Detector:
             schema=SPANS_SCHEMA,
         )
 
-    def _topics_table(self, seg: "_Segments", lead_cum: I64, hits: Hits, is_pat: npt.NDArray[np.bool_], row_base: int) -> pa.Table:
+    def _topics_table(self, seg: "_Segments", lead_cum: npt.NDArray[np.int32], hits: Hits, is_pat: npt.NDArray[np.bool_], row_base: int) -> pa.Table:
         lit = ~is_pat
         lid = np.where(lit, hits.pid - self._n_patterns, 0)
         sel = np.nonzero(lit & (self._lits.kind[lid] == _KIND_TOPIC))[0]
@@ -350,7 +372,6 @@ class _Segments:
     own_hi: I64
     char_base: I64  # characters of the row before the segment
     windowed: bool = False
-    _unused: list[int] = field(default_factory=list)
 
     def assign(self, hits: Hits) -> Hits:
         """Drop hits that cross a segment end or start outside the segment's own range."""
@@ -362,7 +383,7 @@ class _Segments:
         ok &= hits.end > hits.start
         return Hits(hits.pid[ok], hits.start[ok], hits.end[ok])
 
-    def to_char(self, lead_cum: I64, sg: I64, pos: I64) -> I64:
+    def to_char(self, lead_cum: npt.NDArray[np.int32], sg: I64, pos: I64) -> I64:
         """Character offset within the row of buffer byte ``pos`` in segment ``sg``."""
         return self.char_base[sg] + lead_cum[pos] - lead_cum[self.buf_start[sg]]
 
@@ -398,11 +419,47 @@ class _SegmentTexts:
         return base + int(leads[min(char, leads.size - 1)])
 
 
-def _lead_cumsum(arr: npt.NDArray[np.uint8]) -> I64:
-    """lead_cum[i] = number of UTF-8 character starts in arr[:i]."""
-    out = np.zeros(arr.size + 1, dtype=np.int64)
+def _lead_cumsum(arr: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
+    """lead_cum[i] = number of UTF-8 character starts in arr[:i] (int32: buffers stay < 2 GiB)."""
+    out = np.zeros(arr.size + 1, dtype=np.int32)
     np.cumsum((arr & 0xC0) != 0x80, out=out[1:])
     return out
+
+
+class _Intervals:
+    """Non-overlapping byte intervals of one row, kept sorted for O(log n) overlap tests."""
+
+    __slots__ = ("starts", "ends")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+
+    def overlaps(self, s: int, e: int) -> bool:
+        i = bisect.bisect_right(self.starts, s)
+        if i > 0 and self.ends[i - 1] > s:
+            return True
+        return i < len(self.starts) and self.starts[i] < e
+
+    def add(self, s: int, e: int) -> None:
+        i = bisect.bisect_right(self.starts, s)
+        self.starts.insert(i, s)
+        self.ends.insert(i, e)
+
+
+def _segment_groups(arr: pa.StringArray) -> Iterator[_Segments]:
+    """One ``_Segments`` for a batch of ordinary texts, or one per window of a long text."""
+    n = len(arr)
+    bufs = arr.buffers()
+    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    lengths = np.diff(offsets)
+    if arr.null_count:
+        lengths = np.where(np.asarray(arr.is_valid()), lengths, 0)
+    if n and lengths.max(initial=0) > LONG_TEXT:
+        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+        yield from _segments_windowed(data, offsets, lengths)
+    else:
+        yield _segments(arr)
 
 
 def _segments(arr: pa.StringArray) -> _Segments:
@@ -415,8 +472,6 @@ def _segments(arr: pa.StringArray) -> _Segments:
         lengths = np.where(valid, np.diff(offsets), 0)
     else:
         lengths = np.diff(offsets)
-    if n and lengths.max(initial=0) > LONG_TEXT:
-        return _segments_windowed(data, offsets, lengths)
     d0 = int(offsets[0]) if n else 0
     body = data[d0 : int(offsets[-1])] if n else np.zeros(0, np.uint8)
     if arr.null_count:
@@ -433,42 +488,34 @@ def _segments(arr: pa.StringArray) -> _Segments:
     return _Segments(out.tobytes(), row, starts, ends, starts, ends + 1, np.zeros(n, np.int64))
 
 
-def _segments_windowed(data: npt.NDArray[np.uint8], offsets: I64, lengths: I64) -> _Segments:
-    """Segments for a batch with very long texts: each long text becomes windows."""
-    pieces: list[npt.NDArray[np.uint8]] = [np.zeros(1, np.uint8)]
-    row: list[int] = []
-    bstart: list[int] = []
-    bend: list[int] = []
-    olo: list[int] = []
-    ohi: list[int] = []
-    cbase: list[int] = []
-    pos = 1
+def _segments_windowed(data: npt.NDArray[np.uint8], offsets: I64, lengths: I64) -> Iterator[_Segments]:
+    """Windows of ``WINDOW`` bytes (plus ``OVERLAP`` each side) over every text of the batch.
+
+    Each window is its own scan buffer; a hit counts in the window whose own range
+    holds its start, so spans up to ``OVERLAP`` bytes long are found whole once.
+    """
     for r in range(offsets.size - 1):
         lo, n = int(offsets[r]), int(lengths[r])
         text = data[lo : lo + n]
         own = 0
         chars_before = 0
         while True:
-            own_end = min(n, own + WINDOW)
-            own_end = _char_boundary(text, own_end)
+            own_end = _char_boundary(text, min(n, own + WINDOW))
             w_lo = _char_boundary(text, max(0, own - OVERLAP))
             w_hi = _char_boundary(text, min(n, own_end + OVERLAP))
             piece = text[w_lo:w_hi]
-            row.append(r)
-            bstart.append(pos)
-            bend.append(pos + piece.size)
-            olo.append(pos + (own - w_lo))
-            ohi.append(pos + (own_end - w_lo) + (1 if own_end == n else 0))
-            cbase.append(chars_before - int(np.count_nonzero((text[w_lo:own] & 0xC0) != 0x80)))
-            pieces.append(piece)
-            pieces.append(np.zeros(1, np.uint8))
-            pos += piece.size + 1
+            buf = b"\x00" + piece.tobytes() + b"\x00"
+            cbase = chars_before - int(np.count_nonzero((text[w_lo:own] & 0xC0) != 0x80))
+            own_hi = 1 + (own_end - w_lo) + (1 if own_end == n else 0)
+            yield _Segments(buf, _one(r), _one(1), _one(1 + piece.size), _one(1 + own - w_lo), _one(own_hi), _one(cbase), True)
             chars_before += int(np.count_nonzero((text[own:own_end] & 0xC0) != 0x80))
             if own_end >= n:
                 break
             own = own_end
-    a = lambda x: np.array(x, dtype=np.int64)  # noqa: E731
-    return _Segments(np.concatenate(pieces).tobytes(), a(row), a(bstart), a(bend), a(olo), a(ohi), a(cbase), True)
+
+
+def _one(x: int) -> I64:
+    return np.array([x], dtype=np.int64)
 
 
 def _char_boundary(text: npt.NDArray[np.uint8], i: int) -> int:
@@ -505,6 +552,10 @@ def iter_batches(arrays: list[pa.StringArray], batch_bytes: int) -> Iterator[tup
             limit = offsets[i] + batch_bytes
             j = int(np.searchsorted(offsets, limit, side="right")) - 1
             j = min(max(j, i + 1), n, i + BATCH_ROWS)
+            # A long text travels alone (it is scanned window by window).
+            long_rows = np.flatnonzero(np.diff(offsets[i : j + 1]) > LONG_TEXT)
+            if long_rows.size:
+                j = i + max(int(long_rows[0]), 1)
             yield base + i, arr.slice(i, j - i)
             i = j
         base += n

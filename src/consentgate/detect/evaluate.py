@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Iterable
 
-import numpy as np
 import pyarrow as pa
 
 from consentgate.datamodel import ENTITY_TYPES, TOPICS
@@ -194,10 +193,10 @@ def evaluate_demo(folder: Path, detector: Detector | None = None) -> EvalReport:
     pred_topics = set(zip(result.topics.column("row").to_pylist(), result.topics.column("topic").to_pylist()))
     topic_scores: dict[str, Score] = {}
     for t in TOPICS:
-        g = {r for r, x in gold_topics if x == t}
-        p = {r for r, x in pred_topics if x == t}
-        tp = len(g & p)
-        topic_scores[t] = Score(tp, tp, len(p), len(g))
+        gold_rows = {r for r, x in gold_topics if x == t}
+        pred_rows = {r for r, x in pred_topics if x == t}
+        tp = len(gold_rows & pred_rows)
+        topic_scores[t] = Score(tp, tp, len(pred_rows), len(gold_rows))
     return EvalReport(scores, len(ids), {}, topic_scores)
 
 
@@ -212,7 +211,3 @@ def _read_columns(path: Path, columns: list[str]) -> pa.Table:
     if missing:
         raise SchemaError(f"{path} lacks column(s) {', '.join(missing)}", file=str(path), field=missing[0])
     return pq.read_table(path, columns=columns)
-
-
-def _unused(x: np.ndarray) -> None:  # pragma: no cover - keeps numpy imported for typing tools
-    return None

@@ -111,7 +111,8 @@ def _region_lengths() -> dict[str, frozenset[int]]:
     out: dict[str, frozenset[int]] = {}
     for region in PHONE_REGIONS:
         meta = phonenumbers.PhoneMetadata.metadata_for_region(region)
-        lengths = set(meta.general_desc.possible_length or ()) if meta is not None else set()
+        desc = meta.general_desc if meta is not None else None
+        lengths = set(desc.possible_length or ()) if desc is not None else set()
         out[region] = frozenset(lengths)
     return out
 
