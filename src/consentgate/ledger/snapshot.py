@@ -2,8 +2,8 @@
 
 One row per (member_id, purpose, scope) with at least one event ``recorded_at <= as_of``,
 holding the latest such event (ties broken by the highest ``seq``); columns and types
-are ``SNAPSHOT_SCHEMA`` (docs/interfaces.md). Rows are sorted by member_id, purpose,
-scope, so the same ledger and cut-off always give the same file.
+are ``SNAPSHOT_SCHEMA`` (docs/interfaces.md). Rows are sorted by ``seq``, so the same
+ledger and cut-off always give the same file.
 
 How it stays fast: the chain head is read first and every read is bounded by
 ``seq <= head_seq`` (events are append-only, so that range never changes and the
@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pyarrow as pa
 
@@ -107,7 +108,7 @@ def _sqlite_reader(ledger: Ledger) -> Any:
 
     def read(query: str) -> pa.Table:
         if adbc_sqlite is not None:
-            with adbc_sqlite.connect(f"file:{path}?mode=ro") as conn, conn.cursor() as cur:
+            with adbc_sqlite.connect(f"file:{quote(path)}?mode=ro") as conn, conn.cursor() as cur:
                 cur.execute(query)
                 return cur.fetch_arrow_table()
         return _sqlite_plain(path, query)
@@ -119,7 +120,7 @@ def _sqlite_plain(path: str, query: str) -> pa.Table:
     """Fallback without ADBC: the stdlib driver, column by column."""
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
     try:
         rows = conn.execute(query).fetchall()
     finally:
@@ -175,18 +176,19 @@ def _pg_copy_csv(ledger: Ledger, query: str) -> pa.Table:
 
 
 def latest_per_key(events: pa.Table) -> pa.Table:
-    """The latest event per (member_id, purpose, scope) by (recorded_at, seq), sorted, in ``SNAPSHOT_SCHEMA``."""
+    """The latest event per (member_id, purpose, scope) by (recorded_at, seq), sorted by seq, in ``SNAPSHOT_SCHEMA``."""
     import duckdb
 
     con = duckdb.connect()
     try:
         con.execute(f"SET threads TO {max(1, min(4, os.cpu_count() or 1))}")
         con.register("ev", events)
+        # Winners first (one int per key, a cheap hash aggregate), then their rows; sorting
+        # by seq (an integer) keeps the output deterministic at a fraction of a string sort.
         rel = con.sql(
+            "WITH win AS (SELECT arg_max(seq, (recorded_at, seq)) AS seq FROM ev GROUP BY member_id, purpose, scope) "
             "SELECT member_id, purpose, scope, choice, source, policy_version, "
-            "make_timestamp(recorded_at) AT TIME ZONE 'UTC' AS recorded_at, seq FROM ev "
-            "QUALIFY row_number() OVER (PARTITION BY member_id, purpose, scope ORDER BY recorded_at DESC, seq DESC) = 1 "
-            "ORDER BY member_id, purpose, scope"
+            "make_timestamp(recorded_at) AT TIME ZONE 'UTC' AS recorded_at, seq FROM ev SEMI JOIN win USING (seq) ORDER BY seq"
         )
         table = rel.to_arrow_table()
     finally:
