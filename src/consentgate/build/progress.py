@@ -14,7 +14,7 @@ from rich.text import Text
 class _RateColumn(ProgressColumn):
     def render(self, task: Task) -> Text:
         elapsed = task.elapsed
-        if task.total is None or not elapsed or not task.completed:
+        if not task.fields.get("counted") or not elapsed or not task.completed:
             return Text("")
         return Text(f"{task.completed / elapsed:,.0f} records/s", style="cyan")
 
@@ -35,7 +35,7 @@ class RichProgress:
             self._progress.start()
             self._started = True
         self._finish()
-        self._task = self._progress.add_task(name, total=total)
+        self._task = self._progress.add_task(name, total=total, counted=total is not None)
 
     def _finish(self) -> None:
         if self._task is not None:

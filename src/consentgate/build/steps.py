@@ -55,23 +55,24 @@ def detector(cfg: StepConfig) -> Detector:
     return _detector
 
 
-def spans_to_lists(spans: pa.Table, n: int) -> pa.ListArray:
-    """Per-row lists of ``(entity_type, start, end)`` from a ``ScanResult.spans`` table over ``n`` rows."""
-    rows = spans.column("row").to_numpy() if spans.num_rows else np.zeros(0, np.int64)
+def _group_rows(rows: np.ndarray, values: pa.Array, n: int, list_type: pa.DataType) -> pa.ListArray:
+    """Per-row lists of ``values`` (``rows[i]`` is the row of ``values[i]``), keeping their order within a row."""
     order = np.argsort(rows, kind="stable")
-    take = pa.array(order, pa.int64())
-    values = pa.StructArray.from_arrays(
-        [
-            pc.take(spans.column("entity_type"), take).combine_chunks().cast(pa.string()),
-            pc.take(spans.column("start"), take).combine_chunks().cast(pa.int32()),
-            pc.take(spans.column("end"), take).combine_chunks().cast(pa.int32()),
-        ],
-        fields=list(SPAN_TYPE),
-    ) if spans.num_rows else pa.array([], SPAN_TYPE)
+    taken = pc.take(values, pa.array(order, pa.int64())) if len(values) else values
     counts = np.bincount(rows, minlength=n) if n else np.zeros(0, np.int64)
     offsets = np.zeros(n + 1, np.int32)
     np.cumsum(counts, out=offsets[1:])
-    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values, type=SPANS_TYPE)
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), taken, type=list_type)
+
+
+def spans_to_lists(spans: pa.Table, n: int) -> pa.ListArray:
+    """Per-row lists of ``(entity_type, start, end)`` from a ``ScanResult.spans`` table over ``n`` rows."""
+    rows = spans.column("row").to_numpy() if spans.num_rows else np.zeros(0, np.int64)
+    values = pa.StructArray.from_arrays(
+        [spans.column(c).combine_chunks().cast(f.type) for c, f in zip(("entity_type", "start", "end"), SPAN_TYPE)],
+        fields=list(SPAN_TYPE),
+    ) if spans.num_rows else pa.array([], SPAN_TYPE)
+    return _group_rows(rows, values, n, SPANS_TYPE)
 
 
 def lists_to_spans(lists: pa.Array | pa.ChunkedArray) -> pa.Table:
@@ -113,22 +114,27 @@ def annotate(cfg: StepConfig, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa
 
     ``spans`` holds the PII spans plus the evidence of topics the policy redacts.
     ``drop`` marks a record holding an entity whose strategy is ``drop_record``: it
-    never reaches the dataset, whatever the policy decides.
+    never reaches the dataset, whatever the policy decides. Each distinct text of
+    the batch is scanned once (detection is per text, so this changes no result).
     """
-    n = batch.num_rows
     shards = shard_array(shard_keys(batch.column("record_id"), batch.column("thread_id")), cfg.shards)
-    scan = detector(cfg).scan(batch.column("text"))
-    spans = scan.spans.select(["row", "entity_type", "start", "end"])
+    encoded = pc.dictionary_encode(batch.column("text"))
+    unique, index = encoded.dictionary, encoded.indices
+    u = len(unique)
+    scan = detector(cfg).scan(unique)
+    spans = scan.spans.select(["row", "entity_type", "start", "end"]).cast(_SPAN_TABLE)
     if cfg.redact_topics and scan.topics.num_rows:
-        spans = pa.concat_tables([spans.cast(_SPAN_TABLE), _topic_spans(scan.topics, cfg.redact_topics).cast(_SPAN_TABLE)])
+        spans = pa.concat_tables([spans, _topic_spans(scan.topics, cfg.redact_topics).cast(_SPAN_TABLE)])
     annotated = pa.RecordBatch.from_arrays(
-        [*batch.columns, shards, spans_to_lists(spans, n), _drop_flags(spans, n, cfg.drop_entities)],
+        [*batch.columns, shards, pc.take(spans_to_lists(spans, u), index), pc.take(_drop_flags(spans, u, cfg.drop_entities), index)],
         schema=ANNOTATED_SCHEMA,
     )
-    topics = scan.topics
-    topic_rows = pc.take(batch.column("record_id"), topics.column("row")) if topics.num_rows else pa.array([], pa.string())
-    topic_table = pa.table({"record_id": topic_rows, "topic": topics.column("topic").cast(pa.string())}, schema=TOPICS_SCHEMA)
-    return annotated, topic_table.group_by(["record_id", "topic"]).aggregate([])
+    topics = scan.topics.select(["row", "topic"]).group_by(["row", "topic"]).aggregate([])
+    rows = topics.column("row").to_numpy() if topics.num_rows else np.zeros(0, np.int64)
+    per_text = _group_rows(rows, topics.column("topic").combine_chunks().cast(pa.string()), u, pa.list_(pa.string()))
+    per_record = pc.take(per_text, index)
+    record_ids = pc.take(batch.column("record_id"), pc.list_parent_indices(per_record))
+    return annotated, pa.table({"record_id": record_ids, "topic": pc.list_flatten(per_record)}, schema=TOPICS_SCHEMA)
 
 
 def redact_batch(cfg: StepConfig, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, int]]:
