@@ -225,7 +225,12 @@ class Detector:
             if spans is None:
                 spans = taken[row] = _Intervals()
             elif spans.overlaps(s, e):
-                continue
+                # A lower-priority candidate running into an accepted span keeps only
+                # the part before it ("+1 415-555-2671 4111 1111 ..." -> the phone).
+                cut = spans.first_start_after(s)
+                if cut is None or cut <= s or spans.overlaps(s, cut):
+                    continue
+                e = cut
             etype = self._entity[p]
             check = VALIDATORS.get(etype)
             if check is not None:
@@ -440,6 +445,11 @@ class _Intervals:
         if i > 0 and self.ends[i - 1] > s:
             return True
         return i < len(self.starts) and self.starts[i] < e
+
+    def first_start_after(self, s: int) -> int | None:
+        """Start of the first interval that starts after ``s``, if any."""
+        i = bisect.bisect_right(self.starts, s)
+        return self.starts[i] if i < len(self.starts) else None
 
     def add(self, s: int, e: int) -> None:
         i = bisect.bisect_right(self.starts, s)

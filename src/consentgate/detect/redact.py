@@ -9,8 +9,9 @@ Owns ``redact(texts, spans, strategies, key) -> Redaction``.
   or written;
 * ``drop_record`` drops the whole record (its text becomes null, ``dropped`` true).
 
-Overlapping or touching spans merge into one replacement first, so redacted text
-never keeps part of a detected span. A detected type with no strategy is masked
+Overlapping or touching spans merge into one replacement first, and every other
+occurrence of a detected value in the same text is redacted too, so redacted text
+never keeps a detected value or part of one. A detected type with no strategy is masked
 (fail closed). Only rows that have spans are rebuilt in Python; the others pass
 through untouched.
 """
@@ -89,7 +90,29 @@ def _merge(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, list[tuple
     return out
 
 
+def _with_repeats(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """Add every other occurrence of a detected value (4+ characters) in the same text.
+
+    A value found once may appear again where the detector did not see it (glued to
+    a word, say); redacted text must not keep it anywhere.
+    """
+    out = list(spans)
+    seen: set[str] = set()
+    for s, e, t in spans:
+        value = text[s:e]
+        if len(value) < 4 or value in seen:
+            continue
+        seen.add(value)
+        i = text.find(value)
+        while i >= 0:
+            if i != s:
+                out.append((i, i + len(value), t))
+            i = text.find(value, i + 1)
+    return out
+
+
 def _redact_one(text: str, spans: list[tuple[int, int, str]], strategies: Mapping[str, str], key: bytes | None) -> str | None:
+    spans = _with_repeats(text, spans)
     parts: list[str] = []
     pos = 0
     for s, e, members in _merge(spans):

@@ -24,7 +24,7 @@ PHONE_REGIONS: Final = ("US", "GB", "DE", "FR", "IT", "ES", "NL", "BE", "CH", "A
 
 _DATE_LIKE: Final = re.compile(r"^(?:\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])\d{1,2}\2\d{2,4})(?: \d{1,2}(?::\d\d)?)?$")
 # Postal codes and ids that phonenumbers would accept: 12345-678, 1234-567.
-_NOT_PHONE: Final = re.compile(r"^\d{4,5}-\d{3}$")
+_NOT_PHONE: Final = re.compile(r"^(?:\d{4,5}-\d{3}|\d{3}-\d{2}-\d{4})$")
 _PHONE_WORD: Final = re.compile(r"(?i)(?:office|mobile|cell|fax|home|work|tel|phone|desk|direct)\b")
 _EXTENSION: Final = re.compile(r" ?(?:x|ext\.?) ?\d{1,5}$")
 _DIGITS: Final = re.compile(r"\d")
@@ -53,9 +53,32 @@ def validate_card(text: str) -> int:
     d = digits(text)
     if not 12 <= len(d) <= 19 or len(set(d)) == 1 or not luhn_ok(d):
         return 0
-    if len(d) == 12 and not (d.startswith("50") or "56" <= d[:2] <= "69"):
-        return 0  # only Maestro issues 12-digit numbers
+    if not _brand_ok(d):
+        return 0
     return len(text)
+
+
+# (prefix range low, high, allowed lengths): issuer identification numbers of the
+# major card schemes (ISO/IEC 7812; public scheme documentation).
+_BRANDS: Final = (
+    ("4", "4", (13, 16, 19)),  # Visa
+    ("51", "55", (16,)),  # Mastercard
+    ("2221", "2720", (16,)),  # Mastercard 2-series
+    ("34", "34", (15,)), ("37", "37", (15,)),  # American Express
+    ("6011", "6011", (16, 17, 18, 19)), ("644", "649", (16, 17, 18, 19)), ("65", "65", (16, 17, 18, 19)),  # Discover
+    ("35", "35", (16, 17, 18, 19)), ("1800", "1800", (15,)), ("2131", "2131", (15,)),  # JCB (3528-3589; 35xx accepted)
+    ("300", "305", (14, 15, 16)), ("36", "36", (14, 15, 16)), ("38", "39", (14, 15, 16)),  # Diners
+    ("62", "62", (16, 17, 18, 19)),  # UnionPay
+    ("50", "50", tuple(range(12, 20))), ("56", "69", tuple(range(12, 20))),  # Maestro
+)
+
+
+def _brand_ok(d: str) -> bool:
+    for low, high, lengths in _BRANDS:
+        head = d[: len(low)]
+        if low <= head <= high and len(d) in lengths:
+            return True
+    return False
 
 
 def iban_ok(text: str) -> bool:
@@ -150,13 +173,13 @@ def validate_phone(text: str, following: str = "") -> int:
     core = t[: ext.start()] if ext else t
     n_digits = len(digits(core))
     if not core.startswith("+"):
-        if core.isdigit() and n_digits < 10:
-            return 0
+        if (core.isdigit() and n_digits < 10) or n_digits > 12:
+            return 0  # too short for a bare number; too long for a national one (card-like)
         if n_digits < 10 and following[:1] == " " and following[1:2].isalpha() and not _PHONE_WORD.match(following[1:]):
             return 0
     if ext and _phone_possible(core):
         return len(t)
-    for _ in range(4):
+    for _ in range(8):
         n = len(digits(t))
         if n < 7:
             return 0
@@ -196,7 +219,7 @@ VALIDATORS: Final[dict[str, Callable[[str, str], int]]] = {
     "CREDIT_CARD": _ignore_context(validate_card),
     "IBAN_CODE": _ignore_context(validate_iban),
     "US_SSN": _ignore_context(validate_ssn),
-    "IP_ADDRESS": _ignore_context(validate_ip),
+    "IP_ADDRESS": lambda text, following: 0 if re.match(r"\.\d", following) else validate_ip(text),
     "PHONE_NUMBER": validate_phone,
     "URL": _ignore_context(validate_url),
     "EMAIL_ADDRESS": _ignore_context(validate_email),
