@@ -80,6 +80,9 @@ def _check(strategies: Mapping[str, str], key: bytes | None) -> None:
 def _merge(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, list[tuple[int, int, str]]]]:
     """Merge overlapping or touching spans; each group keeps its members."""
     out: list[tuple[int, int, list[tuple[int, int, str]]]] = []
+    if len(spans) == 1:
+        s, e, t = spans[0]
+        return [(s, e, [(s, e, t)])]
     for s, e, t in sorted(spans):
         if out and s <= out[-1][1]:
             ps, pe, members = out[-1]
@@ -96,7 +99,7 @@ def _with_repeats(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[in
     A value found once may appear again where the detector did not see it (glued to
     a word, say); redacted text must not keep it anywhere.
     """
-    out = list(spans)
+    out = spans
     seen: set[str] = set()
     for s, e, t in spans:
         value = text[s:e]
@@ -104,28 +107,42 @@ def _with_repeats(text: str, spans: list[tuple[int, int, str]]) -> list[tuple[in
             continue
         seen.add(value)
         i = text.find(value)
+        if i == s and text.find(value, s + 1) < 0:
+            continue  # the common case: the value occurs once
         while i >= 0:
             if i != s:
+                if out is spans:
+                    out = list(spans)
                 out.append((i, i + len(value), t))
             i = text.find(value, i + 1)
     return out
 
 
-def _redact_one(text: str, spans: list[tuple[int, int, str]], strategies: Mapping[str, str], key: bytes | None) -> str | None:
+def _redact_one(
+    text: str, spans: list[tuple[int, int, str]], strategies: Mapping[str, str], key: bytes | None, tokens: dict[tuple[str, str], str]
+) -> str | None:
     spans = _with_repeats(text, spans)
     parts: list[str] = []
     pos = 0
     for s, e, members in _merge(spans):
         s, e = max(0, s), min(len(text), e)
-        # The label of a merged group is its longest member's type; its strategy the strictest.
-        etype = max(members, key=lambda m: (m[1] - m[0], -m[0]))[2]
-        strategy = max((strategies.get(m[2], "mask") for m in members), key=_SEVERITY.__getitem__)
+        if len(members) == 1:
+            etype = members[0][2]
+            strategy = strategies.get(etype, "mask")
+        else:
+            # The label of a merged group is its longest member's type; its strategy the strictest.
+            etype = max(members, key=lambda m: (m[1] - m[0], -m[0]))[2]
+            strategy = max((strategies.get(m[2], "mask") for m in members), key=_SEVERITY.__getitem__)
         if strategy == "drop_record":
             return None
         parts.append(text[pos:s])
         if strategy == "pseudonym":
             assert key is not None
-            parts.append(pseudonym(etype, text[s:e], key))
+            value = text[s:e]
+            token = tokens.get((etype, value))
+            if token is None:
+                token = tokens[(etype, value)] = pseudonym(etype, value, key)
+            parts.append(token)
         else:
             parts.append(f"[{etype}]")
         pos = max(pos, e)
@@ -161,11 +178,12 @@ def redact(texts: pa.Array, spans: pa.Table, strategies: Mapping[str, str], key:
     affected = sorted(by_row)
     originals = texts.take(pa.array(affected, pa.int64())).to_pylist()
     replacements: list[str | None] = []
+    tokens: dict[tuple[str, str], str] = {}  # pseudonyms already computed in this call
     for r, text in zip(affected, originals):
         if text is None:
             replacements.append(None)
             continue
-        new = _redact_one(text, by_row[r], strategies, key)
+        new = _redact_one(text, by_row[r], strategies, key, tokens)
         if new is None:
             dropped[r] = True
         replacements.append(new)

@@ -171,6 +171,8 @@ def validate_phone(text: str, following: str = "") -> int:
         return 0
     ext = _EXTENSION.search(t)
     core = t[: ext.start()] if ext else t
+    if core.startswith("00"):
+        core = "+" + core[2:]  # 00 is the international call prefix in most of the world
     n_digits = len(digits(core))
     if not core.startswith("+"):
         if (core.isdigit() and n_digits < 10) or n_digits > 12:

@@ -1,0 +1,218 @@
+"""Benchmark: consentgate.detect against Presidio (regex recognizers, no_op NLP engine).
+
+Measures, in the same run and on the same texts:
+
+1. the presidio-research labelled set (../shared/benchmarks/pii/...json, MIT):
+   texts/s and MB/s of detect+redact for both tools on one core, the speed ratio,
+   and per-type precision / recall (span overlap) side by side;
+2. generated demo records (consentgate.demo.network.generate_network): texts/s of
+   both tools on a sample, and consentgate over 1,000,000 records;
+3. memory flatness: peak RSS of a streaming scan (Parquet batches) over 125k ... 1M
+   records, each size in a fresh process.
+
+Presidio is not a consentgate dependency; install it for this script only:
+    .venv/bin/pip install presidio-analyzer==2.2.366 presidio-anonymizer==2.2.366
+Run:  .venv/bin/python bench/detect_vs_presidio.py [--records 1000000] [--reps 3]
+Figures are medians of --reps repetitions. The machine may be shared; compare ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASET = ROOT.parent / "shared" / "benchmarks" / "pii" / "presidio-research-synth_dataset_v2.json"
+PRESIDIO_TYPES = ("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN", "IP_ADDRESS", "URL")
+KEY = b"bench-key-0123456789abcdef"
+
+
+def median_time(fn: Callable[[], Any], reps: int) -> tuple[float, Any]:
+    times, result = [], None
+    for _ in range(reps):
+        t = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), result
+
+
+def presidio_engines() -> tuple[Any, Any]:
+    import logging
+
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    from presidio_analyzer import AnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_anonymizer import AnonymizerEngine
+
+    nlp = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]}
+    ).create_engine()
+    analyzer = AnalyzerEngine(nlp_engine=nlp, supported_languages=["en"])
+    analyzer.analyze("warm up a@b.com http://x.org +1 415-555-2671", language="en")  # loads tldextract data
+    return analyzer, AnonymizerEngine()
+
+
+def run_presidio(analyzer: Any, anonymizer: Any, texts: list[str]) -> list[list[tuple[str, int, int]]]:
+    out = []
+    for text in texts:
+        results = analyzer.analyze(text, language="en")
+        anonymizer.anonymize(text, results)
+        out.append([(r.entity_type, r.start, r.end) for r in results])
+    return out
+
+
+def run_consentgate(detector: Any, arr: pa.Array) -> pa.Table:
+    from consentgate.detect import redact
+
+    result = detector.scan(arr)
+    strategies = {t: "pseudonym" for t in set(result.spans.column("entity_type").to_pylist())}
+    redact(arr, result.spans, strategies, KEY)
+    return result.spans
+
+
+def section_labelled(reps: int, lines: list[str]) -> None:
+    from consentgate.datamodel import ENTITY_TYPES
+    from consentgate.detect import Detector
+    from consentgate.detect.evaluate import load_presidio, predicted_by_row, score_spans
+
+    texts, gold, ignored = load_presidio(DATASET)
+    arr = pa.array(texts, pa.string())
+    mb = sum(len(t.encode()) for t in texts) / 1e6
+    detector = Detector(backend="hyperscan")
+    run_consentgate(detector, arr)  # warm (database cache, lexicons)
+    cg_s, cg_spans = median_time(lambda: run_consentgate(detector, arr), max(reps, 5))
+    analyzer, anonymizer = presidio_engines()
+    pr_s, pr_out = median_time(lambda: run_presidio(analyzer, anonymizer, texts), reps)
+    re2 = Detector(backend="re2")
+    run_consentgate(re2, arr)
+    re_s, _ = median_time(lambda: run_consentgate(re2, arr), reps)
+    n = len(texts)
+    lines.append(f"## 1. presidio-research synth_dataset_v2 ({n} texts, {mb:.2f} MB), detect + redact, one core")
+    lines.append(f"{'tool':34} {'texts/s':>10} {'MB/s':>8} {'ratio':>8}")
+    lines.append(f"{'Presidio 2.2.366 (no_op NLP)':34} {n / pr_s:>10,.0f} {mb / pr_s:>8.3f} {1.0:>8.1f}")
+    lines.append(f"{'consentgate (hyperscan)':34} {n / cg_s:>10,.0f} {mb / cg_s:>8.3f} {pr_s / cg_s:>7.1f}x")
+    lines.append(f"{'consentgate (re2 fallback)':34} {n / re_s:>10,.0f} {mb / re_s:>8.3f} {pr_s / re_s:>7.1f}x")
+    ours = score_spans(gold, predicted_by_row(cg_spans), ENTITY_TYPES)
+    theirs_pred = {i: [x for x in spans if x[0] in ENTITY_TYPES] for i, spans in enumerate(pr_out)}
+    theirs = score_spans(gold, theirs_pred, ENTITY_TYPES)
+    lines.append("")
+    lines.append("Per type (span overlap). Presidio's no_op engine has no NER, so it finds no PERSON/STREET_ADDRESS.")
+    lines.append(f"{'type':16} {'gold':>5} | {'P cg':>6} {'R cg':>6} | {'P presidio':>10} {'R presidio':>10}")
+    for t in ENTITY_TYPES:
+        o, p = ours[t], theirs[t]
+        lines.append(f"{t:16} {o.gold:>5} | {o.precision:>6.3f} {o.recall:>6.3f} | {p.precision:>10.3f} {p.recall:>10.3f}")
+    for label, types in (("pattern types", PRESIDIO_TYPES), ("all shared", ENTITY_TYPES)):
+        from consentgate.detect.evaluate import Score
+
+        o_tot, p_tot = Score(), Score()
+        for t in types:
+            o_tot.add(ours[t])
+            p_tot.add(theirs[t])
+        lines.append(f"{label:16} {o_tot.gold:>5} | {o_tot.precision:>6.3f} {o_tot.recall:>6.3f} | {p_tot.precision:>10.3f} {p_tot.recall:>10.3f}")
+    lines.append(f"Gold types not scored (neither tool's target): {dict(sorted(ignored.items()))}")
+
+
+def generate(records: int, out: Path) -> Path:
+    from consentgate.demo.network import generate_network
+
+    generate_network(members=max(1, records // 10), seed=11, out=out, records_per_member=10.0)
+    return out / "records.parquet"
+
+
+def section_generated(records: int, reps: int, lines: list[str], workdir: Path) -> Path:
+    from consentgate.detect import Detector
+
+    t = time.perf_counter()
+    path = generate(records, workdir)
+    gen_s = time.perf_counter() - t
+    table = pq.read_table(path, columns=["text"])
+    n = table.num_rows
+    names = pq.read_table(workdir / "members.parquet", columns=["display_name"]).column("display_name").to_pylist()
+    detector = Detector(names, backend="hyperscan")
+    sample = table.column("text").slice(0, 2000).combine_chunks()
+    sample_texts = sample.to_pylist()
+    run_consentgate(detector, sample)
+    cg_s, _ = median_time(lambda: run_consentgate(detector, sample), max(reps, 5))
+    analyzer, anonymizer = presidio_engines()
+    pr_s, _ = median_time(lambda: run_presidio(analyzer, anonymizer, sample_texts), reps)
+    lines.append("")
+    lines.append(f"## 2. generated demo records (generate_network, seed 11; {n:,} records generated in {gen_s:.1f} s)")
+    lines.append(f"2,000-record sample, detect + redact, one core: Presidio {2000 / pr_s:,.0f} texts/s, "
+                 f"consentgate {2000 / cg_s:,.0f} texts/s, ratio {pr_s / cg_s:.1f}x")
+    col = table.column("text")
+    mb = sum(c.nbytes for c in col.chunks) / 1e6
+    t1, res = median_time(lambda: detector.scan(col), 1)
+    lines.append(f"consentgate scan of all {n:,} records, one process: {t1:.1f} s = {n / t1:,.0f} texts/s, {mb / t1:.1f} MB/s "
+                 f"({res.spans.num_rows:,} spans, {res.topics.num_rows:,} topic evidence rows)")
+    workers = os.cpu_count() or 1
+    if workers > 1:
+        pooled = Detector(names, backend="hyperscan", workers=workers)
+        tp, _ = median_time(lambda: pooled.scan(col), 1)
+        lines.append(f"same with a {workers}-process pool: {tp:.1f} s = {n / tp:,.0f} texts/s (machine shared with other work)")
+    del table, col, res
+    return path
+
+
+_STREAM = """
+import resource, sys, pyarrow.parquet as pq
+from consentgate.detect import Detector
+path, limit = sys.argv[1], int(sys.argv[2])
+det = Detector(backend="hyperscan")
+seen = spans = 0
+for batch in pq.ParquetFile(path).iter_batches(batch_size=65536, columns=["text"]):
+    if seen >= limit:
+        break
+    col = batch.column(0).slice(0, limit - seen)
+    spans += det.scan(col).spans.num_rows
+    seen += len(col)
+print(seen, spans, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def section_memory(path: Path, records: int, lines: list[str]) -> None:
+    lines.append("")
+    lines.append("## 3. memory flatness: streaming scan (64k-record Parquet batches), fresh process per size")
+    lines.append(f"{'records':>10} {'spans':>10} {'peak RSS MB':>12}")
+    for size in sorted({records // 8, records // 4, records // 2, records}):
+        proc = subprocess.run([sys.executable, "-c", _STREAM, str(path), str(size)], capture_output=True, text=True, check=True)
+        seen, spans, rss = proc.stdout.split()
+        lines.append(f"{int(seen):>10,} {int(spans):>10,} {int(rss) / 1024:>12.0f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--records", type=int, default=1_000_000, help="generated records for sections 2 and 3")
+    ap.add_argument("--reps", type=int, default=3, help="repetitions per timing (median reported)")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "detect_vs_presidio.txt")
+    args = ap.parse_args()
+    lines = [
+        "consentgate.detect vs Presidio  (bench/detect_vs_presidio.py)",
+        f"python {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}; machine shared with other work",
+        f"command: {' '.join([Path(sys.executable).name, *sys.argv])}",
+        "",
+    ]
+    section_labelled(args.reps, lines)
+    print("\n".join(lines), flush=True)
+    mark = len(lines)
+    with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
+        path = section_generated(args.records, args.reps, lines, Path(tmp))
+        section_memory(path, args.records, lines)
+    print("\n".join(lines[mark:]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
