@@ -274,11 +274,21 @@ def append_table(ledger: Ledger, table: pa.Table, *, source_file: str = "") -> i
                 seq, prev = rows[-1][0], rows[-1][-1]
     except LedgerError:
         raise
-    except Exception as exc:
+    except Exception as exc:  # raw driver errors (sqlite3 / psycopg) from the fast insert paths
         if _is_unique_violation(exc):
             raise _already_there(ledger, table, source_file) from None
+        if _is_driver_error(exc):
+            raise LedgerError(f"bulk insert failed ({type(exc).__name__}); nothing was imported", file=source_file) from None
         raise
     return int(table.num_rows)
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    import sqlite3
+
+    import psycopg
+
+    return isinstance(exc, (sqlite3.Error, psycopg.Error))
 
 
 def _chain_rows(batch: pa.RecordBatch, seq: int, prev: str) -> list[tuple[Any, ...]]:

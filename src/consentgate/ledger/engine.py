@@ -61,7 +61,7 @@ def make_engine(url: str) -> Engine:
         event.listen(eng, "connect", _sqlite_connect)
         event.listen(eng, "begin", _sqlite_begin)
         return eng
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed)
 
 
 def _sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
