@@ -115,7 +115,7 @@ PATTERNS: Final[tuple[PatternSpec, ...]] = (
     PatternSpec(
         "iban",
         "IBAN_CODE",
-        r"[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?",
+        r"[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]{4}){2,7}(?: ?[A-Za-z0-9]{1,3})?",
         prefix=r"[^0-9A-Za-z_]",
         suffix=NUM_EDGE,
     ),
