@@ -108,7 +108,10 @@ def _sqlite_reader(ledger: Ledger) -> Any:
 
     def read(query: str) -> pa.Table:
         if adbc_sqlite is not None:
-            with adbc_sqlite.connect(f"file:{quote(path)}?mode=ro") as conn, conn.cursor() as cur:
+            # Read-write open (only SELECTs run): a read-only open of a WAL database can fail
+            # with "locked" while the writer checkpoints; the busy timeout waits that out.
+            with adbc_sqlite.connect(f"file:{quote(path)}") as conn, conn.cursor() as cur:
+                cur.execute("PRAGMA busy_timeout = 60000")
                 cur.execute(query)
                 return cur.fetch_arrow_table()
         return _sqlite_plain(path, query)
@@ -120,7 +123,7 @@ def _sqlite_plain(path: str, query: str) -> pa.Table:
     """Fallback without ADBC: the stdlib driver, column by column."""
     import sqlite3
 
-    conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+    conn = sqlite3.connect(f"file:{quote(path)}", uri=True, timeout=60.0)
     try:
         rows = conn.execute(query).fetchall()
     finally:
