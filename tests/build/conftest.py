@@ -40,11 +40,11 @@ def make_ledger(folder: Path, events: Path, *, publish: bool = True) -> str:
 
 @pytest.fixture(scope="session")
 def network(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 1,500-member network (about 15,000 records) with a published-policy ledger, shared read-only."""
+    """A 1,000-member network (about 10,000 records) with a published-policy ledger, shared read-only."""
     from consentgate.demo.network import generate_network
 
     folder = tmp_path_factory.mktemp("network")
-    generate_network(members=1500, seed=11, out=folder / "data")
+    generate_network(members=1000, seed=11, out=folder / "data")
     make_ledger(folder, folder / "data" / "consent_events.parquet")
     return folder
 

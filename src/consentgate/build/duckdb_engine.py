@@ -185,7 +185,8 @@ class _Runner:
 
     def close(self) -> None:
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            # Results are all in; the workers exit on their own (waiting adds their exit time to the build).
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 class DuckDBEngine:
@@ -217,6 +218,8 @@ class DuckDBEngine:
             cfg = dataclasses.replace(plan.steps, member_names=())  # names go to each worker once, not with every task
             timings["sources"] = time.perf_counter() - t0
 
+            # Detection workers hold a detector (large with many member names); they are let go
+            # before the decide phase, and the shard writers are fresh processes without one.
             runner = _Runner(workers, names)
             try:
                 t0 = time.perf_counter()
@@ -226,24 +229,29 @@ class DuckDBEngine:
                 runner.map_bounded(annotate_part, jobs, progress.advance)
                 reader.close()
                 timings["detect"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                progress.phase("decide", None)
-                outcome = decide.run_decide(con, plan, work, out)
-                timings["decide"] = time.perf_counter() - t0
-
-                t0 = time.perf_counter()
-                progress.phase("write shards", outcome.included)
-                shard_outs: dict[int, ShardOut] = {}
-
-                def done(s: ShardOut) -> None:
-                    shard_outs[s.shard] = s
-                    progress.advance(s.rows)
-
-                runner.map_bounded(write_shard, ((cfg, k, work, out, member_index) for k in range(plan.shards)), done)
-                timings["write"] = time.perf_counter() - t0
             finally:
                 runner.close()
+            del names
+
+            t0 = time.perf_counter()
+            progress.phase("decide", None)
+            outcome = decide.run_decide(con, plan, work, out)
+            timings["decide"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            progress.phase("write shards", outcome.included)
+            shard_outs: dict[int, ShardOut] = {}
+
+            def done(s: ShardOut) -> None:
+                shard_outs[s.shard] = s
+                progress.advance(s.rows)
+
+            writers = _Runner(workers, ())
+            try:
+                writers.map_bounded(write_shard, ((cfg, k, work, out, member_index) for k in range(plan.shards)), done)
+            finally:
+                writers.close()
+            timings["write"] = time.perf_counter() - t0
         except duckdb.Error as exc:
             raise BuildError(f"the build query failed in DuckDB ({type(exc).__name__})",
                              hint="Run with --debug for details; check the sources and the policy.") from None

@@ -187,7 +187,7 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             t1 = time.perf_counter()
             manifest = _manifest(spec, policy, scope, recipient, as_of, pinned, strategies, result, eng.name, inputs, tmp)
             (tmp / CARD).write_text(render_card(manifest), encoding="utf-8")
-            manifest["outputs"] = _outputs(tmp)
+            manifest["outputs"] = _outputs(tmp, n_workers)
             timings.update(result.timings)
             timings["manifest"] = time.perf_counter() - t1
             timings["total"] = time.perf_counter() - t0
@@ -275,15 +275,12 @@ def _manifest(spec: BuildSpec, policy: Any, scope: str, recipient: str | None, a
     }
 
 
-def _outputs(root: Path) -> list[dict[str, Any]]:
-    """Every file of the folder (but the manifest), sorted, with SHA-256, size and row count."""
+def _outputs(root: Path, threads: int) -> list[dict[str, Any]]:
+    """Every file of the folder (but the manifest), sorted, with SHA-256, size and row count (hashed in threads)."""
     from consentgate.build.verify import file_rows
 
-    out = []
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        rel = path.relative_to(root).as_posix()
-        if rel == MANIFEST:
-            continue
-        out.append({"path": rel, "sha256": sha256_file(path), "bytes": path.stat().st_size, "rows": file_rows(path)})
-    return out
-
+    paths = [p for p in sorted(root.rglob("*")) if p.is_file() and p.relative_to(root).as_posix() != MANIFEST]
+    with ThreadPoolExecutor(max_workers=max(threads, 1)) as pool:
+        digests = list(pool.map(sha256_file, paths))
+    return [{"path": p.relative_to(root).as_posix(), "sha256": d, "bytes": p.stat().st_size, "rows": file_rows(p)}
+            for p, d in zip(paths, digests)]
