@@ -148,6 +148,12 @@ def ledger_writes(led: Ledger, n: int) -> float:
 
 def run_backend(b: Backend, args: argparse.Namespace, files: dict[str, Path]) -> None:
     print(f"\n== {b.name} ==", flush=True)
+    if not args.snapshot_only:
+        run_writes(b, args, files)
+    run_snapshot(b, args, files)
+
+
+def run_writes(b: Backend, args: argparse.Namespace, files: dict[str, Path]) -> None:
     imp_table = pq.read_table(files["import"])
     imp, raw = [], []
     for _ in range(args.reps):
@@ -169,6 +175,9 @@ def run_backend(b: Backend, args: argparse.Namespace, files: dict[str, Path]) ->
     print(f"single durable writes ({args.writes} per run): {statistics.median(w):,.0f} writes/s (runs {', '.join(f'{x:.0f}' for x in w)})")
     print(f"  baseline raw insert+commit loop: {statistics.median(rw):,.0f} writes/s -> ratio ledger/raw = {statistics.median(w) / statistics.median(rw):.2f}")
 
+
+
+def run_snapshot(b: Backend, args: argparse.Namespace, files: dict[str, Path]) -> None:
     url = b.new_url()
     with open_ledger(url) as led:
         seed = timed(lambda: led.import_file(files["big"]))
@@ -194,6 +203,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--snapshot-only", action="store_true", help="skip the import and single-write measurements")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ledger-bench-", dir=args.workdir))
     try:

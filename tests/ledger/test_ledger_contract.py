@@ -182,14 +182,21 @@ def test_open_without_create_refuses_an_uninitialised_database(tmp_path: Path) -
 
 
 def test_snapshot_readers_agree(ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The ADBC reader (when installed) and the plain-driver fallback write identical snapshots."""
+    """The ADBC reader (when installed) and the plain-driver fallback write identical snapshots,
+    and the ADBC reader sees writes committed a moment before by this very process."""
     rows = event_rows(400, members=37)
     rows[5]["member_id"] = "m,\"quoted\"\nnew line"
     ledger.import_file(write_rows(rows, tmp_path / "e.parquet"))
     cut = T0 + timedelta(minutes=300)
+    monkeypatch.setattr("consentgate.ledger.snapshot.ADBC_SQLITE_MIN_EVENTS", 0)  # force the ADBC child on SQLite
     ledger.snapshot(cut, tmp_path / "a.parquet")
     monkeypatch.setenv("CONSENTGATE_NO_ADBC", "1")
     ledger.snapshot(cut, tmp_path / "b.parquet")
     a, b = pq.read_table(tmp_path / "a.parquet"), pq.read_table(tmp_path / "b.parquet")
     assert a.equals(b) and a.num_rows > 37
+    ledger.record(make_event(member_id="late", scope="affiliate", choice="deny", recorded_at=T0))
+    monkeypatch.delenv("CONSENTGATE_NO_ADBC")
+    info = ledger.snapshot(cut, tmp_path / "c.parquet")
+    assert "late" in pq.read_table(tmp_path / "c.parquet").column("member_id").to_pylist()
+    assert info.rows == a.num_rows + 1
     assert "m,\"quoted\"\nnew line" in a.column("member_id").to_pylist()

@@ -10,8 +10,8 @@ How it stays fast: the chain head is read first and every read is bounded by
 readers need no shared transaction). The filtered events are pulled into Arrow in
 two parallel ``seq`` ranges, with ADBC (Arrow-native SQLite/PostgreSQL drivers)
 when installed, otherwise with SQLite / PostgreSQL ``COPY`` through pyarrow's
-CSV reader; DuckDB then picks the latest event per key and pyarrow writes the file
-to a temporary name that is renamed into place.
+CSV reader; numpy + Arrow's ordered group-by then pick the latest event per key
+and pyarrow writes the file to a temporary name that is renamed into place.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
+
+import pyarrow.ipc  # noqa: F401  (pa.ipc for the SQLite reader)
 
 import pyarrow as pa
 
@@ -50,6 +52,8 @@ _RAW_TYPES = {"member_id": pa.string(), "purpose": pa.string(), "scope": pa.stri
               "source": pa.string(), "policy_version": pa.string(), "recorded_at": pa.int64(), "seq": pa.int64()}
 _SELECT = f"SELECT {', '.join(_RAW_COLS)} FROM consent_events WHERE seq > {{lo}} AND seq <= {{hi}} AND recorded_at <= {{cut}}"
 _PARTS = 2
+# Below this many events the in-process stdlib reader beats starting the ADBC child process.
+ADBC_SQLITE_MIN_EVENTS = 200_000
 
 
 def write_snapshot(ledger: Ledger, as_of: datetime | None, out: Path) -> SnapshotInfo:
@@ -80,7 +84,7 @@ def read_events_until(ledger: Ledger, head_seq: int, cut: int) -> pa.Table:
     parts = _PARTS if head_seq >= 100_000 else 1
     bounds = [(head_seq * i // parts, head_seq * (i + 1) // parts) for i in range(parts)]
     queries = [_SELECT.format(lo=lo, hi=hi, cut=int(cut)) for lo, hi in bounds]
-    reader = _sqlite_reader(ledger) if ledger.backend == "sqlite" else _pg_reader(ledger)
+    reader = _sqlite_reader(ledger, head_seq) if ledger.backend == "sqlite" else _pg_reader(ledger)
     with ThreadPoolExecutor(max_workers=parts) as pool:
         tables = list(pool.map(reader, queries))
     return pa.concat_tables([t.cast(pa.schema(_RAW_TYPES)) for t in tables])
@@ -102,21 +106,33 @@ def _optional(module: str) -> Any:
         return None
 
 
-def _sqlite_reader(ledger: Ledger) -> Any:
+def _sqlite_reader(ledger: Ledger, head_seq: int) -> Any:
     path = str(ledger.engine.url.database)
-    adbc_sqlite: Any = _optional("adbc_driver_sqlite.dbapi")
+    use_adbc = head_seq >= ADBC_SQLITE_MIN_EVENTS and _optional("adbc_driver_sqlite.dbapi") is not None
 
     def read(query: str) -> pa.Table:
-        if adbc_sqlite is not None:
-            # Read-write open (only SELECTs run): a read-only open of a WAL database can fail
-            # with "locked" while the writer checkpoints; the busy timeout waits that out.
-            with adbc_sqlite.connect(f"file:{quote(path)}") as conn, conn.cursor() as cur:
-                cur.execute("PRAGMA busy_timeout = 60000")
-                cur.execute(query)
-                return cur.fetch_arrow_table()
+        if use_adbc:
+            return _sqlite_adbc_subprocess(path, query)
         return _sqlite_plain(path, query)
 
     return read
+
+
+def _sqlite_adbc_subprocess(path: str, query: str) -> pa.Table:
+    """ADBC in a child process (see ``_sqlite_arrow``); the result comes back as a memory-mapped IPC file."""
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="cg-snap-") as tmp:
+        out = os.path.join(tmp, "part.arrow")
+        res = subprocess.run([sys.executable, "-m", "consentgate.ledger._sqlite_arrow", path, query, out],
+                             capture_output=True, text=True, timeout=3600)
+        if res.returncode != 0:
+            last = (res.stderr.strip().splitlines() or ["no message"])[-1]
+            raise LedgerError(f"reading the SQLite ledger for the snapshot failed: {last[:300]}")
+        with pa.memory_map(out) as source:
+            return pa.ipc.open_file(source).read_all()
 
 
 def _sqlite_plain(path: str, query: str) -> pa.Table:
@@ -179,32 +195,32 @@ def _pg_copy_csv(ledger: Ledger, query: str) -> pa.Table:
 
 
 def latest_per_key(events: pa.Table) -> pa.Table:
-    """The latest event per (member_id, purpose, scope) by (recorded_at, seq), sorted by seq, in ``SNAPSHOT_SCHEMA``."""
-    import duckdb
+    """The latest event per (member_id, purpose, scope) by (recorded_at, seq), sorted by seq, in ``SNAPSHOT_SCHEMA``.
 
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET threads TO {max(1, min(4, os.cpu_count() or 1))}")
-        con.register("ev", events)
-        # Winners first (one int per key, a cheap hash aggregate), then their rows; sorting
-        # by seq (an integer) keeps the output deterministic at a fraction of a string sort.
-        rel = con.sql(
-            "WITH win AS (SELECT arg_max(seq, (recorded_at, seq)) AS seq FROM ev GROUP BY member_id, purpose, scope) "
-            "SELECT member_id, purpose, scope, choice, source, policy_version, "
-            "make_timestamp(recorded_at) AT TIME ZONE 'UTC' AS recorded_at, seq FROM ev SEMI JOIN win USING (seq) ORDER BY seq"
-        )
-        table = rel.to_arrow_table()
-    finally:
-        con.close()
-    return _to_schema(table)
+    Rows are ordered by (recorded_at, seq) with numpy, then Arrow's ordered hash
+    aggregation keeps the *last* row position per key; measured ~2x faster here than
+    the same selection as a DuckDB window or arg_max query (bench/ledger_bench.py).
+    """
+    import numpy as np
+
+    if events.num_rows == 0:
+        return SNAPSHOT_SCHEMA.empty_table()
+    rec = events.column("recorded_at").to_numpy()
+    seq = events.column("seq").to_numpy()
+    order = pa.array(np.lexsort((seq, rec)))
+    keyed = events.select(["member_id", "purpose", "scope"]).take(order).append_column("pos", order)
+    groups = keyed.group_by(["member_id", "purpose", "scope"], use_threads=False).aggregate([("pos", "last")])
+    winners = groups.column("pos_last").to_numpy()
+    winners = winners[np.argsort(seq[winners], kind="stable")]
+    return _to_schema(events.take(pa.array(winners)))
 
 
 def _to_schema(table: pa.Table) -> pa.Table:
     cols = []
     for field in SNAPSHOT_SCHEMA:
         col = table.column(field.name)
-        if field.name == "recorded_at":
-            col = col.cast(pa.timestamp("us")).cast(UTC_TS) if col.type.tz is None else col.cast(UTC_TS)
+        if field.name == "recorded_at" and pa.types.is_integer(col.type):
+            col = col.cast(pa.int64()).cast(UTC_TS)
         else:
             col = col.cast(field.type)
         cols.append(col)
