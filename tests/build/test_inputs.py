@@ -236,3 +236,21 @@ def _to_csv(t: pa.Table, path: Path, *, delimiter: str) -> Path:
     t = t.set_column(t.schema.get_field_index("created_at"), "created_at", pa.array(created))
     pcsv.write_csv(t, path, pcsv.WriteOptions(quoting_style="all_valid"))
     return path
+
+
+def test_duckdb_database_table_source(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    import duckdb
+
+    canonical = run_build(load_spec(write_spec(small_network, name="a.yaml", output=str(tmp_path / "a"))),
+                          workers=1, progress=False, settings=settings)
+    db = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(f"CREATE TABLE posts AS SELECT * FROM read_parquet('{small_network / 'data' / 'records.parquet'}')")
+    con.close()
+    sources = _sources(small_network)
+    sources["records"] = {"database": str(db), "table": "posts"}
+    other = run_build(load_spec(write_spec(small_network, name="b.yaml", output=str(tmp_path / "b"), sources=sources)),
+                      workers=1, progress=False, settings=settings)
+    assert (other.output / "decisions.parquet").read_bytes() == (canonical.output / "decisions.parquet").read_bytes()
+    assert {i["role"]: i["path"] for i in other.manifest["inputs"]}["records"].endswith("warehouse.duckdb")
