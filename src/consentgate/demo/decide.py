@@ -1,87 +1,104 @@
-"""The demo's detect -> decide -> redact -> write stages over the generated network.
+"""The demo's build stage and its figures.
 
-Detection (``consentgate.detect``) finds PII spans and sensitive topics; the
-recommended policy's compiled SQL (``consentgate.policy.decide_arrow``) decides every
-record in DuckDB for the first-party scope; included texts are redacted with the
-policy's PII strategies and written to ``dataset/records.parquet`` beside
-``dataset/decisions.parquet`` (ids, decisions and reasons, no text). The story's
-policy is decided over the same inputs for contrast, and not written.
+The dataset is built through the real build pipeline (``consentgate.build.run_build``)
+from the spec that ``pipeline.write_build_spec`` wrote: detect, decide under the
+recommended policy's SQL in DuckDB, redact, write shards, decisions, subject
+bitmaps, manifest and card. The figures for the summary are read back from the
+build's ``decisions.parquet``. The story's policy is decided over the same inputs
+for contrast (``policy.decide_arrow``; it allows every topic, so no detection is
+needed) and never written.
 """
 
 from __future__ import annotations
 
-import hashlib
+import secrets
+import tempfile
 from collections import Counter
 from datetime import datetime
-from typing import Any
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from consentgate.demo.pipeline import DemoPaths, DemoResult
+from pydantic import SecretStr
+
+from consentgate.config import Settings, load_settings
+from consentgate.demo.pipeline import DemoPaths, DemoResult, Prepared
 
 PRIVATE_MESSAGES = ("message.direct", "message.inmail")
-# The demo's pseudonym key is derived from its output path: demo data only. Real builds
-# take the key from configuration (CONSENTGATE_PSEUDONYM_KEY).
-_DEMO_KEY_LABEL = b"consentgate-demo-pseudonym-key:"
+TOPICS_SCHEMA = pa.schema([("record_id", pa.string()), ("topic", pa.string())])
 
 
-def decide_and_write(
-    paths: DemoPaths, *, policy: Any, story: Any, as_of: datetime, generated: str, events: int
-) -> DemoResult:
-    """Detect, decide under ``policy`` (first party) and ``story`` (affiliate), write, count."""
-    from consentgate.detect import Detector, redact
-    from consentgate.policy import compile_policy, decide_arrow
+def build_and_count(paths: DemoPaths, prepared: Prepared, *, as_of: datetime, progress: bool) -> DemoResult:
+    """Run the build for the demo spec, then count what went in and out."""
+    from consentgate.build import load_spec, run_build
 
-    records = pq.read_table(paths.data / "records.parquet")
-    members = pq.read_table(paths.data / "members.parquet")
-    consent = pq.read_table(paths.snapshot)
-    detector = Detector(member_names=members.column("display_name").to_pylist(), workers=1)
-    scan = detector.scan(records.column("text"))
-    topics = pa.table({
-        "record_id": records.column("record_id").take(scan.topics.column("row")),
-        "topic": scan.topics.column("topic"),
-    })
-    inputs = {"records": records, "members": members, "consent": consent, "topics": topics}
-    decisions = decide_arrow(policy, scope="first_party", as_of=as_of, **inputs)
-    story_decisions = decide_arrow(story, scope="affiliate", as_of=as_of, **inputs)
+    result = run_build(load_spec(paths.spec), progress=progress, settings=demo_settings())
+    records = pq.read_table(paths.data / "records.parquet", columns=["record_id", "category", "author_id"])
+    members = pq.read_table(paths.data / "members.parquet", columns=["member_id", "country", "subdivision"])
+    decisions = _align(records, pq.read_table(paths.dataset / "decisions.parquet", columns=["record_id", "decision", "reasons"]))
+    story_included, story_private = _story(paths, prepared, as_of)
+    kept = pc.equal(decisions.column("decision"), "include")
+    by_category, by_region = _groups(records, members, kept)
+    reasons = Counter(r for rs in decisions.column("reasons").to_pylist() for r in rs)
+    return DemoResult(
+        paths=paths,
+        generated=prepared.generated,
+        events=prepared.events,
+        policy=f"{prepared.policy.name} {prepared.policy.version} (scope first_party)",
+        story_policy=f"{prepared.story.name} {prepared.story.version}, scope affiliate",
+        records_in=records.num_rows,
+        records_out=int(pc.sum(kept).as_py() or 0),
+        by_category=by_category,
+        by_region=by_region,
+        top_reasons=reasons.most_common(8),
+        story_included=story_included,
+        story_private_messages=story_private,
+        content_hash=result.content_hash,
+    )
 
-    decisions = _align(records, decisions)
-    included_mask = pc.equal(decisions.column("decision"), "include")
-    key = hashlib.sha256(_DEMO_KEY_LABEL + str(paths.out.resolve()).encode()).digest()
-    redaction = redact(records.column("text"), scan.spans, compile_policy(policy).pii_strategies(), key)
-    keep = pc.and_(included_mask, pc.invert(redaction.dropped))
-    decisions = _mark_dropped(decisions, pc.and_(included_mask, redaction.dropped))
-    out_records = records.set_column(records.schema.get_field_index("text"), "text", redaction.texts).filter(keep)
-    _write(paths, out_records, decisions)
-    return _figures(paths, policy, story, generated, events, records, members, decisions, story_decisions, keep)
+
+def demo_settings() -> Settings:
+    """Settings for the demo build: a fresh random pseudonym key unless one is configured.
+
+    The key exists only in memory for this run (never written or printed), so demo
+    pseudonyms are not linkable across runs; set CONSENTGATE_PSEUDONYM_KEY to fix one.
+    """
+    settings = load_settings()
+    if settings.pseudonym_key is None:
+        settings = settings.model_copy(update={"pseudonym_key": SecretStr(secrets.token_hex(32))})
+    return settings
 
 
 def _align(records: pa.Table, decisions: pa.Table) -> pa.Table:
-    """Decisions in the records' order; fails closed if any record lacks exactly one decision."""
+    """Decisions in the records' order; fails closed unless every record has exactly one."""
     if decisions.num_rows != records.num_rows:
-        raise RuntimeError(f"policy query returned {decisions.num_rows} decisions for {records.num_rows} records")
+        raise RuntimeError(f"the build recorded {decisions.num_rows} decisions for {records.num_rows} records")
     index = pc.index_in(records.column("record_id"), value_set=decisions.column("record_id"))
     if index.null_count:
-        raise RuntimeError("policy query left records without a decision")
+        raise RuntimeError("the build left records without a decision")
     return decisions.take(index)
 
 
-def _mark_dropped(decisions: pa.Table, dropped: pa.Array) -> pa.Table:
-    """Records the policy included but whose PII strategy is drop_record become excludes."""
-    flags = dropped.to_pylist()
-    decision = ["exclude" if d else v for v, d in zip(decisions.column("decision").to_pylist(), flags)]
-    reasons = [["PII_DROP_RECORD"] if d else r for r, d in zip(decisions.column("reasons").to_pylist(), flags)]
-    return decisions.set_column(1, "decision", pa.array(decision)).set_column(2, "reasons", pa.array(reasons, pa.list_(pa.string())))
+def _story(paths: DemoPaths, prepared: Prepared, as_of: datetime) -> tuple[int, int]:
+    """(records the story's policy would include for its affiliate, how many are private messages)."""
+    from consentgate.ledger import open_ledger
+    from consentgate.policy import decide_arrow
 
-
-def _write(paths: DemoPaths, records: pa.Table, decisions: pa.Table) -> None:
-    tmp = paths.out / ".dataset.tmp"
-    tmp.mkdir()
-    pq.write_table(records, tmp / "records.parquet", compression="zstd")
-    pq.write_table(decisions.select(["record_id", "decision", "reasons"]), tmp / "decisions.parquet", compression="zstd")
-    tmp.rename(paths.dataset)
+    records = pq.read_table(paths.data / "records.parquet", columns=["record_id", "category", "author_id", "participants", "thread_id", "created_at"])
+    with tempfile.TemporaryDirectory(dir=paths.out) as tmp:
+        snapshot = Path(tmp) / "consent.parquet"
+        open_ledger(paths.ledger_url, create=False).snapshot(as_of, snapshot)
+        decisions = decide_arrow(
+            prepared.story, scope="affiliate", as_of=as_of, records=records,
+            members=pq.read_table(paths.data / "members.parquet"), consent=pq.read_table(snapshot),
+            topics=TOPICS_SCHEMA.empty_table(),
+        )
+    included = pc.filter(decisions.column("record_id"), pc.equal(decisions.column("decision"), "include"))
+    categories = pc.filter(records.column("category"), pc.is_in(records.column("record_id"), value_set=included))
+    private = int(pc.sum(pc.is_in(categories, value_set=pa.array(PRIVATE_MESSAGES))).as_py() or 0)
+    return len(included), private
 
 
 def _region_labels(members: pa.Table) -> dict[str, str]:
@@ -91,41 +108,17 @@ def _region_labels(members: pa.Table) -> dict[str, str]:
     # The widest group wins (EEA over EU), so each country has one label.
     group_of = {c: g for g, countries in sorted(table.groups.items(), key=lambda kv: len(kv[1])) for c in countries}
     labels = {}
-    for m in members.select(["member_id", "country", "subdivision"]).to_pylist():
+    for m in members.to_pylist():
         sub = m["subdivision"]
-        if sub in table.jurisdictions:
-            labels[m["member_id"]] = sub
-        else:
-            labels[m["member_id"]] = group_of.get(m["country"], m["country"])
+        labels[m["member_id"]] = sub if sub in table.jurisdictions else group_of.get(m["country"], m["country"])
     return labels
 
 
-def _figures(
-    paths: DemoPaths, policy: Any, story: Any, generated: str, events: int,
-    records: pa.Table, members: pa.Table, decisions: pa.Table, story_decisions: pa.Table, keep: pa.Array,
-) -> DemoResult:
+def _groups(records: pa.Table, members: pa.Table, kept: pa.Array) -> tuple[dict[str, tuple[int, int]], dict[str, tuple[int, int]]]:
     region = _region_labels(members)
-    kept = keep.to_pylist()
     by_category: dict[str, list[int]] = {}
     by_region: dict[str, list[int]] = {}
-    for category, author, k in zip(records.column("category").to_pylist(), records.column("author_id").to_pylist(), kept):
+    for category, author, k in zip(records.column("category").to_pylist(), records.column("author_id").to_pylist(), kept.to_pylist()):
         by_category.setdefault(category, [0, 0])[0 if k else 1] += 1
         by_region.setdefault(region.get(author, "unknown"), [0, 0])[0 if k else 1] += 1
-    reasons = Counter(r for rs in decisions.column("reasons").to_pylist() for r in rs)
-    story_inc = pc.equal(story_decisions.column("decision"), "include")
-    story_ids = pc.filter(story_decisions.column("record_id"), story_inc)
-    story_cats = pc.filter(records.column("category"), pc.is_in(records.column("record_id"), value_set=story_ids))
-    return DemoResult(
-        paths=paths,
-        generated=generated,
-        events=events,
-        policy=f"{policy.name} {policy.version} (scope first_party)",
-        story_policy=f"{story.name} {story.version}, scope affiliate",
-        records_in=records.num_rows,
-        records_out=sum(kept),
-        by_category={k: (v[0], v[1]) for k, v in by_category.items()},
-        by_region={k: (v[0], v[1]) for k, v in by_region.items()},
-        top_reasons=reasons.most_common(8),
-        story_included=len(story_ids),
-        story_private_messages=int(pc.sum(pc.is_in(story_cats, value_set=pa.array(PRIVATE_MESSAGES))).as_py() or 0),
-    )
+    return ({k: (v[0], v[1]) for k, v in by_category.items()}, {k: (v[0], v[1]) for k, v in by_region.items()})

@@ -37,12 +37,12 @@ class DemoPaths:
         return f"sqlite:///{(self.out / 'ledger.db').resolve()}"
 
     @property
-    def snapshot(self) -> Path:
-        return self.out / "consent-snapshot.parquet"
-
-    @property
     def dataset(self) -> Path:
         return self.out / "dataset"
+
+    @property
+    def spec(self) -> Path:
+        return self.out / "build.yaml"
 
 
 @dataclass
@@ -62,6 +62,7 @@ class DemoResult:
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
     story_included: int = 0
     story_private_messages: int = 0
+    content_hash: str = ""
 
 
 def example_policy(name: str) -> Path:
@@ -75,11 +76,11 @@ def example_policy(name: str) -> Path:
 Status = Callable[[str], Any]
 
 
-def run_stages(paths: DemoPaths, *, members: int, seed: int, as_of: datetime, status: Status) -> DemoResult:
-    """generate -> ledger -> policy -> decide -> write; returns the figures."""
+def run_stages(paths: DemoPaths, *, members: int, seed: int, as_of: datetime, status: Status) -> "Prepared":
+    """generate -> ledger -> publish policies; returns what the build stage needs."""
     from consentgate.demo.network import generate_network
     from consentgate.ledger import open_ledger
-    from consentgate.policy import check_publishable, load_policy
+    from consentgate.policy import load_policy
 
     status("generating the synthetic network")
     generated = generate_network(members=members, seed=seed, out=paths.data)
@@ -88,20 +89,45 @@ def run_stages(paths: DemoPaths, *, members: int, seed: int, as_of: datetime, st
     ledger = open_ledger(paths.ledger_url)
     events = ledger.import_file(paths.data / "consent_events.parquet")
 
-    status("publishing the example policies")
-    policy = load_policy(example_policy(RECOMMENDED))
-    story = load_policy(example_policy(STORY))
+    status("publishing the example policies in the ledger")
+    policy_file, story_file = example_policy(RECOMMENDED), example_policy(STORY)
+    policy, story = load_policy(policy_file), load_policy(story_file)
     for p in (policy, story):
         _publish(ledger, p)
-    check_publishable(policy, ledger.published_policy(policy.name, policy.version), as_of)
+    write_build_spec(paths, policy_file, as_of)
+    return Prepared(generated=generated.describe(), events=events, policy=policy, story=story)
 
-    status("taking the consent snapshot")
-    ledger.snapshot(as_of, paths.snapshot)
 
-    status("deciding every record in DuckDB")
-    from consentgate.demo.decide import decide_and_write
+@dataclass(frozen=True)
+class Prepared:
+    """Output of the stages before the build."""
 
-    return decide_and_write(paths, policy=policy, story=story, as_of=as_of, generated=generated.describe(), events=events)
+    generated: str
+    events: int
+    policy: Any
+    story: Any
+
+
+def write_build_spec(paths: DemoPaths, policy_file: Path, as_of: datetime) -> None:
+    """The demo's build spec (docs/build-reference.md), kept beside the output so it can be re-run."""
+    import yaml
+
+    spec = {
+        "name": "demo",
+        "sources": {
+            "members": "data/members.parquet",
+            "records": "data/records.parquet",
+            "consent": {"ledger": paths.ledger_url},
+        },
+        "policy": str(policy_file),
+        "scope": "first_party",
+        "as_of": as_of.isoformat(),
+        "output": "dataset",
+    }
+    paths.spec.write_text(
+        "# Written by `consentgate demo`; re-run with `consentgate build run <this file> --replace`.\n"
+        + yaml.safe_dump(spec, sort_keys=False)
+    )
 
 
 def _publish(ledger: Any, policy: Any) -> None:
@@ -109,5 +135,3 @@ def _publish(ledger: Any, policy: Any) -> None:
     from consentgate.policy import published_fields
 
     ledger.publish_policy(PublishedPolicy(**published_fields(policy)))
-
-

@@ -43,4 +43,5 @@ def print_summary(console: Console, result: DemoResult) -> None:
         f"{result.story_included:,} records, {result.story_private_messages:,} of them private messages "
         "(direct or InMail). It is not written out."
     )
-    console.print(f"[bold]Dataset[/bold] {result.paths.dataset}")
+    console.print(f"[bold]Dataset[/bold] {result.paths.dataset}  content_hash {result.content_hash}")
+    console.print(f"Check it with `consentgate build verify {result.paths.dataset}`; rebuild with `consentgate build run {result.paths.spec} --replace`.")
