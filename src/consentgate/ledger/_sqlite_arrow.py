@@ -5,7 +5,9 @@ SQLite, and two copies of SQLite in one process break each other's POSIX file lo
 (https://www.sqlite.org/howtocorrupt.html, "multiple copies of SQLite"), which we
 saw as stale reads. In a child process the copy is alone and safe.
 
-    python -m consentgate.ledger._sqlite_arrow DB_PATH QUERY OUT.arrow
+    python .../consentgate/ledger/_sqlite_arrow.py DB_PATH QUERY OUT.arrow
+
+It imports only pyarrow and the ADBC driver, so it starts quickly.
 """
 
 from __future__ import annotations
