@@ -113,6 +113,8 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
         f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
     )
     counts = _counts(con)
+    for table in ("final", "policy_out", "unknown_part"):
+        con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)
 
 

@@ -44,6 +44,7 @@ from consentgate.errors import BuildError
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
 _MEMORY_MAIN = "1GB"
 _MEMORY_WORKER = "512MB"
+_MEMORY_DECIDE = "2GB"
 
 
 def connect(scratch: Path, *, threads: int, memory: str) -> duckdb.DuckDBPyConnection:
@@ -235,7 +236,10 @@ class DuckDBEngine:
 
             t0 = time.perf_counter()
             progress.phase("decide", None)
+            # The detection workers are gone: the decide queries may use their share of memory.
+            con.execute(f"SET memory_limit = '{_MEMORY_DECIDE}'")
             outcome = decide.run_decide(con, plan, work, out)
+            con.execute(f"SET memory_limit = '{_MEMORY_MAIN}'")
             timings["decide"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
