@@ -166,3 +166,37 @@ def test_error_messages_carry_no_member_text(led: Ledger, tmp_path: Path) -> Non
     rows[1]["scope"] = "Jane Doe lives at 1 Main St and is pregnant"
     err = _reject(led, write_rows(rows, tmp_path / "e.parquet"), "unknown scope")
     assert "pregnant" not in err.message
+
+
+def test_future_dated_event_is_refused_so_it_cannot_outrank_a_later_opt_out(ledger: Ledger) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from consentgate.ledger import make_event
+
+    future = datetime.now(timezone.utc) + timedelta(days=365)
+    with pytest.raises(InputError, match="in the future"):
+        ledger.record(make_event(member_id="m1", scope="first_party", choice="grant", recorded_at=future))
+    ledger.record(make_event(member_id="m1", scope="first_party", choice="deny"))
+    assert [s.choice for s in ledger.state("m1") if s.scope == "first_party"] == ["deny"]
+
+
+def test_import_refuses_future_dated_and_empty_timestamps(ledger: Ledger, tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    import pyarrow.parquet as pq
+
+    from consentgate.datamodel import CONSENT_EVENTS_SCHEMA
+
+    now = datetime.now(timezone.utc)
+    base = {"member_id": "m1", "purpose": "ai_training", "scope": "first_party", "choice": "grant", "source": "import", "policy_version": None}
+    future = [dict(base, event_id="e1", recorded_at=now - timedelta(days=1)), dict(base, event_id="e2", recorded_at=now + timedelta(days=30))]
+    path = tmp_path / "future.parquet"
+    pq.write_table(pa.Table.from_pylist(future, schema=CONSENT_EVENTS_SCHEMA), path)
+    with pytest.raises(InputError, match=r"row 2.*in the future"):
+        ledger.import_file(path)
+    empty = pa.Table.from_pylist([dict(base, event_id="e3", recorded_at=now - timedelta(days=1))], schema=CONSENT_EVENTS_SCHEMA)
+    empty = empty.set_column(7, pa.field("recorded_at", pa.timestamp("us", tz="UTC")), pa.array([None], pa.timestamp("us", tz="UTC")))
+    pq.write_table(empty, tmp_path / "empty.parquet")
+    with pytest.raises(InputError, match=r"row 1.*empty"):
+        ledger.import_file(tmp_path / "empty.parquet")
+    assert ledger.head()[0] == 0

@@ -22,6 +22,7 @@ from consentgate.datamodel import CHOICES, CONSENT_EVENTS_SCHEMA, PURPOSES, SCOP
 from consentgate.errors import InputError, LedgerError, SchemaError
 from consentgate.ledger import engine as eng
 from consentgate.ledger.chain import batch_prefixes, chain_from_prefixes, chain_hashes
+from consentgate.ledger.models import FUTURE_SKEW, utc_now
 from consentgate.ledger.store import _head
 
 if TYPE_CHECKING:
@@ -187,6 +188,26 @@ def _string_column(path: Path, raw: pa.Table, name: str) -> pa.ChunkedArray:
 
 
 def _timestamp_column(path: Path, col: pa.ChunkedArray) -> pa.ChunkedArray:
+    return _not_future(path, _not_null(path, _parse_timestamps(path, col)))
+
+
+def _not_null(path: Path, col: pa.ChunkedArray) -> pa.ChunkedArray:
+    row = _first(pc.is_null(col))
+    if row is not None:
+        raise _bad_row(path, row + 1, "recorded_at is empty", "recorded_at")
+    return col
+
+
+def _not_future(path: Path, col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A choice recorded in the future would outrank every later real choice: refuse it."""
+    limit = pa.scalar(utc_now() + FUTURE_SKEW, pa.timestamp("us", tz="UTC"))
+    row = _first(pc.greater(col, limit))
+    if row is not None:
+        raise _bad_row(path, row + 1, f"recorded_at {col[row].as_py().isoformat()} is in the future", "recorded_at")
+    return col
+
+
+def _parse_timestamps(path: Path, col: pa.ChunkedArray) -> pa.ChunkedArray:
     if pa.types.is_timestamp(col.type):
         if col.type.tz is None:
             raise _bad_row(path, 1, "recorded_at has no timezone (naive timestamp column)", "recorded_at")

@@ -10,7 +10,7 @@ microseconds since the Unix epoch (see docs/ledger.md).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -23,6 +23,11 @@ GENESIS = "0" * 64
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
+FUTURE_SKEW = timedelta(minutes=5)
+"""How far ahead of this machine's clock ``recorded_at`` may be (client clock skew).
+State is the latest event by ``recorded_at``, so a future-dated grant would outrank
+every real opt-out recorded after it: such events are refused, not stored."""
+
 
 def to_micros(ts: datetime) -> int:
     """Microseconds since the Unix epoch of an aware datetime (exact, no float rounding)."""
@@ -34,8 +39,6 @@ def to_micros(ts: datetime) -> int:
 
 def from_micros(us: int) -> datetime:
     """The aware UTC datetime of ``us`` microseconds since the epoch."""
-    from datetime import timedelta
-
     return _EPOCH + timedelta(microseconds=int(us))
 
 
@@ -110,6 +113,8 @@ class ConsentEventIn(BaseModel):
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is not None and (v.tzinfo is None or v.utcoffset() is None):
             raise ValueError("timestamp has no timezone; give an offset such as Z or +02:00")
+        if v is not None and v > utc_now() + FUTURE_SKEW:
+            raise ValueError(f"timestamp {v.isoformat()} is in the future; a choice cannot be recorded ahead of time")
         return v.astimezone(timezone.utc) if v is not None else None
 
 

@@ -243,7 +243,12 @@ def _write(table: pa.Table, out: Path, fmt: str) -> None:
             import pyarrow.feather as feather
 
             feather.write_feather(table, tmp, compression="zstd")
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
         os.replace(tmp, out)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise LedgerError(f"cannot write snapshot {out}: {exc.strerror}", file=str(out)) from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # never leave a partial snapshot behind
+        raise
