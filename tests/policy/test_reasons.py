@@ -51,9 +51,18 @@ def test_unknown_subject() -> None:
     assert one(members=[member("someone-else")]) == ("UNKNOWN_SUBJECT",)
 
 
-def test_minor_rule_is_as_of_year_minus_birth_year() -> None:
+def test_minor_rule_fails_closed_on_the_ambiguous_birth_year() -> None:
     assert one(members=[member("a", birth_year=T0.year - 17)]) == ("MINOR",)
-    assert one(members=[member("a", birth_year=T0.year - 18)]) == ()
+    # Born in as_of.year - 18: may still be 17 at as_of, so a minor.
+    assert one(members=[member("a", birth_year=T0.year - 18)]) == ("MINOR",)
+    assert one(members=[member("a", birth_year=T0.year - 19)]) == ()
+
+
+def test_record_created_after_as_of_is_excluded() -> None:
+    from datetime import timedelta
+
+    assert one(records=[record("r1", "a", created_at=T0 + timedelta(seconds=1))]) == ("CREATED_AFTER_AS_OF",)
+    assert one(records=[record("r1", "a", created_at=T0)]) == ()
 
 
 def test_jurisdiction_excluded_by_default_when_not_written() -> None:

@@ -170,8 +170,13 @@ def _required_versions(policy: Policy) -> dict[str, str | None]:
 
 
 def minor_cutoff_birth_year(as_of: datetime, minimum_age: int) -> int:
-    """Members born after this year are minors at ``as_of`` (``as_of.year - birth_year < minimum_age``)."""
-    return as_of.year - minimum_age
+    """Members born after this year are minors at ``as_of``.
+
+    Only the birth year is known, so a member born in year ``as_of.year - minimum_age``
+    may still be under age at ``as_of``: they count as a minor (fail closed). A member is
+    an adult when ``as_of.year - birth_year > minimum_age``.
+    """
+    return as_of.year - minimum_age - 1
 
 
 def gpc_scopes(policy: Policy, country: str | None, subdivision: str | None) -> tuple[str, ...]:

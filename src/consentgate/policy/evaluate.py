@@ -39,6 +39,7 @@ REASON_CODES: Final = (
     "NOTICE_NOT_ELAPSED",
     "CONSENT_SCOPE_OUTDATED",
     "RETROACTIVE_USE",
+    "CREATED_AFTER_AS_OF",
 )
 
 
@@ -159,6 +160,9 @@ def evaluate(record: Record, ctx: EvalContext) -> Decision:
     elif rule == "exclude":
         key = cp.category_key[record.category] or "(no rule matches; excluded by default)"
         findings.append(Finding("CATEGORY_EXCLUDED", None, f"categories.{key}: exclude"))
+    if record.created_at > ctx.as_of:
+        # Consent is pinned at as_of: it says nothing about content written later.
+        findings.append(Finding("CREATED_AFTER_AS_OF", None, f"created {record.created_at.isoformat()} after as_of {ctx.as_of.isoformat()}"))
     redact: list[str] = []
     for topic in sorted({t for t in ctx.topics.get(record.record_id, ()) if t is not None}):
         action = cp.topic(topic)
@@ -198,7 +202,7 @@ def _subject_findings(record: Record, member_id: str | None, ctx: EvalContext) -
         return [("UNKNOWN_SUBJECT", "no such member in the members table")]
     out: list[tuple[str, str]] = []
     if member.birth_year is None or member.birth_year > ctx.minor_cutoff:
-        out.append(("MINOR", f"as_of year {ctx.as_of.year} - birth_year {member.birth_year} < minimum_age {cp.minimum_age}"))
+        out.append(("MINOR", f"as_of year {ctx.as_of.year} - birth_year {member.birth_year} <= minimum_age {cp.minimum_age}"))
     excluded = cp.tier_excluded.get(member.tier)
     if excluded is None:
         out.append(("CONTRACT_EXCLUDED", f"unknown tier {member.tier!r}"))

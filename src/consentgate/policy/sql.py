@@ -119,7 +119,8 @@ def compile_sql(
         f"p_agg AS (\n  SELECT record_id, {dialect.string_agg('codes')} AS codes FROM p_codes WHERE codes IS NOT NULL GROUP BY record_id\n)",
         _topic_codes_cte(cp, t, dialect),
         "fin AS (\n  SELECT a.record_id, concat_ws("
-        f"{SEP}, CASE a.rule WHEN 'unknown' THEN 'UNKNOWN_CATEGORY' WHEN 'exclude' THEN 'CATEGORY_EXCLUDED' END, a.codes, p.codes, ta.codes) AS codes\n"
+        f"{SEP}, CASE a.rule WHEN 'unknown' THEN 'UNKNOWN_CATEGORY' WHEN 'exclude' THEN 'CATEGORY_EXCLUDED' END,\n"
+        f"    CASE WHEN a.created_at > {dialect.timestamp(as_of)} THEN 'CREATED_AFTER_AS_OF' END, a.codes, p.codes, ta.codes) AS codes\n"
         "  FROM a_codes a LEFT JOIN p_agg p ON p.record_id = a.record_id LEFT JOIN ta ON ta.record_id = a.record_id\n)",
     ]
     select = (
@@ -223,7 +224,7 @@ def _subject_codes_cte(name: str, cp: CompiledPolicy, as_of: datetime, dialect: 
         rules.append(("RETROACTIVE_USE", f"known AND NOT valid AND created_at < {dialect.timestamp(cp.policy.effective_at)}"))
     prefix = f"CASE WHEN is_author THEN '' ELSE {_lit(PARTICIPANT_PREFIX)} END"
     cases = ",\n    ".join(f"CASE WHEN {cond} THEN {prefix} || {_lit(code)} END" for code, cond in rules)
-    return f"{name}_codes AS (\n  SELECT record_id, rule, NULLIF(concat_ws({SEP},\n    {cases}), '') AS codes\n  FROM {name}_state\n)"
+    return f"{name}_codes AS (\n  SELECT record_id, rule, created_at, NULLIF(concat_ws({SEP},\n    {cases}), '') AS codes\n  FROM {name}_state\n)"
 
 
 def _topic_codes_cte(cp: CompiledPolicy, t: SqlTables, dialect: Dialect) -> str:
