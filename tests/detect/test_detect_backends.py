@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,7 @@ def test_re2_fallback_finds_the_same_spans_and_topics(detector: Detector, re2_de
     assert _table(re2_detector, CORPUS) == _table(detector, CORPUS)
 
 
-@pytest.mark.skipif(not BENCH.is_file(), reason="shared benchmark file not present")
+@pytest.mark.skipif(not BENCH.is_file() and not os.environ.get("CI"), reason="shared benchmark file ../shared/benchmarks/pii not present beside the checkout (CI always has it)")
 def test_re2_fallback_agrees_on_the_benchmark_set(detector: Detector, re2_detector: Detector) -> None:
     texts = [s["full_text"] for s in json.loads(BENCH.read_text(encoding="utf-8"))][:400]
     hs_spans, hs_topics = _table(detector, texts)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,7 +71,7 @@ def test_bad_input_is_a_clear_error_without_output(
     assert "broken" not in err  # never the text
 
 
-@pytest.mark.skipif(not BENCH.is_file(), reason="shared benchmark file not present")
+@pytest.mark.skipif(not BENCH.is_file() and not os.environ.get("CI"), reason="shared benchmark file ../shared/benchmarks/pii not present beside the checkout (CI always has it)")
 def test_eval_presidio_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(["detect", "eval", str(BENCH), "--json"], capsys)
     assert code == 0

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from consentgate.demo.network import generate_network
 from consentgate.detect.evaluate import Score, evaluate_demo
-
-generate_network = pytest.importorskip("consentgate.demo.network").generate_network
 
 
 @pytest.fixture(scope="module")
