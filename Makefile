@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # they check (exactly-once, chain, last acknowledged write) does not depend on it.
 PYTEST_ARGS ?= $(if $(wildcard /dev/shm/.),--basetemp=/dev/shm/consentgate-pytest-$(shell id -u),)
 
-.PHONY: demo test venv lint typecheck bench clean lock docs
+.PHONY: demo test test-fast venv lint typecheck bench clean lock docs
 
 $(STAMP): pyproject.toml requirements.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "consentgate needs Python 3.11+"'
@@ -29,6 +29,11 @@ typecheck: $(STAMP)
 
 test: $(STAMP) typecheck
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The quick loop for development: everything but the slow reliability checks
+# (8x5000 concurrent writers, SIGKILL trials, 50 MB text), which `make test` and CI run.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
 
 bench: $(STAMP)
 	@echo "Benchmarks live in bench/; see docs/benchmarks.md for each command."
