@@ -254,3 +254,35 @@ def test_duckdb_database_table_source(small_network: Path, write_spec: Callable[
                       workers=1, progress=False, settings=settings)
     assert (other.output / "decisions.parquet").read_bytes() == (canonical.output / "decisions.parquet").read_bytes()
     assert {i["role"]: i["path"] for i in other.manifest["inputs"]}["records"].endswith("warehouse.duckdb")
+
+
+def test_future_as_of_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from consentgate.build.run import check_as_of
+    from consentgate.errors import BuildError
+
+    now = datetime.now(timezone.utc)
+    check_as_of(now - timedelta(days=1), now)
+    with pytest.raises(BuildError, match="in the future"):
+        check_as_of(now + timedelta(days=1), now)
+
+
+def test_list_builds_refuses_a_missing_folder(tmp_path: Path) -> None:
+    from consentgate.build import list_builds
+    from consentgate.errors import InputError
+
+    with pytest.raises(InputError, match="is not a folder"):
+        list_builds(tmp_path / "absent")
+
+
+def test_build_refuses_a_ledger_whose_chain_is_broken(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    import sqlite3
+
+    from consentgate.errors import LedgerIntegrityError
+
+    net = copy_data(small_network, tmp_path / "net")
+    with sqlite3.connect(net / "ledger.db") as db:  # an opt-out deleted behind the ledger's back
+        db.execute("DELETE FROM consent_events WHERE seq = (SELECT min(seq) FROM consent_events WHERE choice = 'deny')")
+    err = _fails(write_spec(net), settings, LedgerIntegrityError, "hash chain is broken")
+    assert "refusing to build" in err.message

@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from consentgate.build.decide import REASON_DROP, REASON_UNKNOWN_PARTICIPANT
 from consentgate.build.duckdb_engine import connect
-from consentgate.build.run import check_policy, pin_consent, resolve_scope, strategies_for
+from consentgate.build.run import check_as_of, check_policy, pin_consent, resolve_scope, strategies_for
 from consentgate.build.sharding import shard_of
 from consentgate.build.sources import one, open_source, quote_str
 from consentgate.build.spec import BuildSpec
@@ -33,7 +33,9 @@ def explain_record(spec: BuildSpec, record_id: str, *, settings: Settings | None
     from consentgate.policy import compile_sql, load_policy
 
     settings = settings or load_settings()
-    as_of = spec.as_of or datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
+    as_of = spec.as_of or now
+    check_as_of(as_of, now)
     policy = load_policy(spec.policy.file)
     scope, recipient = resolve_scope(spec, policy, settings)
     strategies = strategies_for(spec, policy)

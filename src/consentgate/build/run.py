@@ -16,7 +16,7 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +82,34 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path) -> PinnedConsent:
         ledger.import_file(consent.events.path)
         kind, registry = "events", spec.policy.published_in
     try:
+        _verify_chain(ledger, consent.ledger or str(consent.events.path if consent.events else ""))
         info = ledger.snapshot(as_of, snapshot)
     finally:
         ledger.close()
     return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, registry)
+
+
+def _verify_chain(ledger: Any, label: str) -> None:
+    """Refuse to build on a ledger whose hash chain is broken: a deleted opt-out must not
+    silently let a member's records in under an authoritative-looking manifest."""
+    from consentgate.errors import LedgerIntegrityError
+
+    result = ledger.verify()
+    if not result.ok:
+        raise LedgerIntegrityError(
+            f"the consent ledger's hash chain is broken at sequence {result.first_bad_seq} ({result.reason}); refusing to build",
+            hint="Run `consentgate ledger verify` and restore the ledger before building.", source=label,
+        )
+
+
+def check_as_of(as_of: datetime, started: datetime) -> None:
+    """``as_of`` may not lie in the future: it would pass notice periods that have not elapsed,
+    count today's minors as adults, and pick up consent recorded ahead of time."""
+    if as_of > started + timedelta(minutes=5):
+        raise BuildError(
+            f"as_of {as_of.isoformat()} is in the future (the build started at {started.isoformat()})",
+            hint="Set as_of to a past moment, or leave it out to use now.", field="as_of",
+        )
 
 
 def check_policy(policy: Any, registry_url: str | None, as_of: datetime) -> None:
@@ -157,6 +181,7 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
     sink = _progress(progress)
     started = _now()
     as_of = spec.as_of or started
+    check_as_of(as_of, started)
     t0 = time.perf_counter()
     policy = load_policy(spec.policy.file)
     scope, recipient = resolve_scope(spec, policy, settings)

@@ -19,7 +19,7 @@ from consentgate.build.atomic import is_partial_name
 from consentgate.build.sources import one
 from consentgate.build.files import sha256_file
 from consentgate.build.manifest import FORMAT, MANIFEST, content_hash, read_manifest
-from consentgate.errors import BuildVerifyError
+from consentgate.errors import BuildVerifyError, InputError
 
 
 @dataclass
@@ -166,7 +166,9 @@ def verify_build(folder: Path | str) -> VerifyReport:
 def list_builds(root: Path | str) -> list[dict[str, Any]]:
     """Complete builds in ``root`` and its sub-folders (one level), with their headline facts; temporary folders are skipped."""
     root = Path(root)
-    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())] if root.is_dir() else []
+    if not root.is_dir():
+        raise InputError(f"{root} is not a folder", hint="Give the folder that holds your builds.", file=str(root))
+    candidates = [root, *sorted(p for p in root.iterdir() if p.is_dir())]
     out: list[dict[str, Any]] = []
     for folder in candidates:
         if is_partial_name(folder.name) or not (folder / MANIFEST).is_file():
