@@ -7,6 +7,7 @@ imported inside commands so that `consentgate --help` stays fast.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import typer
 from rich.console import Console
 
 from consentgate.config import Settings, load_settings
-from consentgate.errors import NotAvailableError
+from consentgate.errors import InputError, NotAvailableError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,6 +35,22 @@ STATE = CliState()
 def settings(**flags: Any) -> Settings:
     """Settings for this invocation; ``flags`` are the command's own options (None = unset)."""
     return load_settings(STATE.config_file, **flags)
+
+
+def parse_time_option(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 timestamp with an offset from a CLI option; ``None`` when not given.
+
+    A value without a timezone is refused rather than guessed (``InputError`` naming the option).
+    """
+    if value is None:
+        return None
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"{option} {value!r} is not an ISO 8601 timestamp", hint="Use e.g. 2024-09-18T00:00:00Z.", field=option) from None
+    if ts.tzinfo is None:
+        raise InputError(f"{option} {value!r} has no timezone", hint="Add Z or an offset, e.g. 2024-09-18T00:00:00Z.", field=option)
+    return ts
 
 
 def print_json(data: Any) -> None:

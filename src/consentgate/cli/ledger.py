@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from consentgate.cli.common import console, print_json, settings
+from consentgate.cli.common import console, parse_time_option, print_json, settings
 from consentgate.errors import InputError, LedgerIntegrityError, UnknownMemberError
 
 if TYPE_CHECKING:
@@ -36,16 +36,7 @@ def _open(db: str | None, *, create: bool) -> Ledger:
     return open_ledger(settings(db_url=db).db_url, create=create)
 
 
-def _when(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option} {value!r} is not an ISO 8601 timestamp", hint="Use e.g. 2024-09-18T00:00:00Z.", field=option) from None
-    if ts.tzinfo is None:
-        raise InputError(f"{option} {value!r} has no timezone", hint="Add Z or an offset, e.g. 2024-09-18T00:00:00Z.", field=option)
-    return ts
+_when = parse_time_option
 
 
 @app.command("init")

@@ -14,7 +14,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from consentgate.cli.common import console, print_json, settings
+from consentgate.cli.common import console, parse_time_option, print_json, settings
 from consentgate.errors import InputError
 
 app = typer.Typer(
@@ -28,15 +28,8 @@ FileArg = Annotated[Path, typer.Argument(help="Policy YAML file (docs/policy-ref
 
 
 def _when(value: str | None, option: str) -> datetime:
-    if value is None:
-        return datetime.now(timezone.utc)
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(f"{option} {value!r} is not an ISO 8601 timestamp", hint="Use e.g. 2025-12-01T00:00:00Z.", field=option) from None
-    if ts.tzinfo is None:
-        raise InputError(f"{option} {value!r} has no timezone", hint="Add Z or an offset, e.g. 2025-12-01T00:00:00Z.", field=option)
-    return ts
+    """The option's timestamp, or now when it is not given."""
+    return parse_time_option(value, option) or datetime.now(timezone.utc)
 
 
 @app.command("check")
