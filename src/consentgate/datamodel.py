@@ -97,6 +97,13 @@ CONSENT_EVENTS_SCHEMA: Final = pa.schema(
     ]
 )
 
+# The ledger's consent snapshot, the input of every build engine and of the policy
+# SQL: one row per (member_id, purpose, scope) holding the latest event at as_of, with
+# its ledger sequence number in place of the event id (docs/interfaces.md).
+CONSENT_SNAPSHOT_SCHEMA: Final = CONSENT_EVENTS_SCHEMA.remove(
+    CONSENT_EVENTS_SCHEMA.get_field_index("event_id")
+).append(pa.field("seq", pa.int64(), nullable=False))
+
 # One row per ground-truth label. kind = "pii" rows carry entity_type/start/end
 # (character offsets into records.text); kind = "topic" rows carry topic.
 LABELS_SCHEMA: Final = pa.schema(

@@ -7,14 +7,13 @@ commands refuse a database that was never initialised.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from consentgate.cli.common import console, parse_time_option, print_json, settings
-from consentgate.errors import InputError, LedgerIntegrityError, UnknownMemberError
+from consentgate.errors import LedgerIntegrityError, UnknownMemberError
 
 if TYPE_CHECKING:
     from consentgate.ledger import Ledger
@@ -36,7 +35,15 @@ def _open(db: str | None, *, create: bool) -> Ledger:
     return open_ledger(settings(db_url=db).db_url, create=create)
 
 
-_when = parse_time_option
+def _print_table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 @app.command("init")
@@ -64,7 +71,7 @@ def record(
     from consentgate.ledger import make_event
 
     ev = make_event(member_id=member, purpose=purpose, scope=scope, choice=choice, source=source,
-                    policy_version=policy_version, recorded_at=_when(at, "--at"))
+                    policy_version=policy_version, recorded_at=parse_time_option(at, "--at"))
     with _open(db, create=True) as led:
         stored = led.record(ev, idempotency_key=idempotency_key)
     if as_json:
@@ -93,7 +100,7 @@ def show(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a member's standing choice per purpose and scope, and the event that decided each."""
-    when = _when(as_of, "--as-of")
+    when = parse_time_option(as_of, "--as-of")
     with _open(db, create=False) as led:
         states = led.state(member, when)
         if not states and not led.history(member):
@@ -101,15 +108,12 @@ def show(
     if as_json:
         print_json([s.to_dict() for s in states])
         return
-    from rich.table import Table
-
-    table = Table(title=f"{member} as of {when.isoformat() if when else 'now'}")
-    for col in ("purpose", "scope", "choice", "source", "policy", "recorded_at", "seq"):
-        table.add_column(col)
-    for s in states:
-        e = s.event
-        table.add_row(s.purpose, s.scope, s.choice, e.source, e.policy_version or "-", e.recorded_at.isoformat(), str(e.seq))
-    console.print(table)
+    _print_table(
+        f"{member} as of {when.isoformat() if when else 'now'}",
+        ("purpose", "scope", "choice", "source", "policy", "recorded_at", "seq"),
+        [(s.purpose, s.scope, s.choice, s.event.source, s.event.policy_version or "-", s.event.recorded_at.isoformat(), str(s.event.seq))
+         for s in states],
+    )
     if not states:
         console.print("No choices recorded as of that moment: no consent.")
 
@@ -124,14 +128,11 @@ def history(member: MemberOpt, db: DbOpt = None, as_json: JsonOpt = False) -> No
     if as_json:
         print_json([e.to_dict() for e in evs])
         return
-    from rich.table import Table
-
-    table = Table(title=f"History of {member}")
-    for col in ("seq", "recorded_at", "purpose", "scope", "choice", "source", "policy", "hash"):
-        table.add_column(col)
-    for e in evs:
-        table.add_row(str(e.seq), e.recorded_at.isoformat(), e.purpose, e.scope, e.choice, e.source, e.policy_version or "-", e.hash[:16])
-    console.print(table)
+    _print_table(
+        f"History of {member}",
+        ("seq", "recorded_at", "purpose", "scope", "choice", "source", "policy", "hash"),
+        [(str(e.seq), e.recorded_at.isoformat(), e.purpose, e.scope, e.choice, e.source, e.policy_version or "-", e.hash[:16]) for e in evs],
+    )
 
 
 @app.command("snapshot")
@@ -142,7 +143,7 @@ def snapshot(
     as_json: JsonOpt = False,
 ) -> None:
     """Write every member's state as of a moment to Parquet, for the build engines."""
-    when = _when(as_of, "--as-of")
+    when = parse_time_option(as_of, "--as-of")
     with _open(db, create=False) as led:
         info = led.snapshot(when, out)
     if as_json:

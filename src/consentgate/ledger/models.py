@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 
 from consentgate.datamodel import CHOICES, PURPOSES, SCOPES, SOURCES
 from consentgate.errors import InputError
@@ -45,6 +45,9 @@ def from_micros(us: int) -> datetime:
 def utc_now() -> datetime:
     """Now, in UTC, at microsecond precision."""
     return datetime.now(timezone.utc)
+
+
+_VOCABULARIES: dict[str, tuple[str, ...]] = {"purpose": PURPOSES, "scope": SCOPES, "choice": CHOICES, "source": SOURCES}
 
 
 def _check_vocab(field: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -81,25 +84,11 @@ class ConsentEventIn(BaseModel):
             raise ValueError("event id is empty")
         return v
 
-    @field_validator("purpose")
+    @field_validator("purpose", "scope", "choice", "source")
     @classmethod
-    def _purpose(cls, v: str) -> str:
-        return _check_vocab("purpose", v, PURPOSES)
-
-    @field_validator("scope")
-    @classmethod
-    def _scope(cls, v: str) -> str:
-        return _check_vocab("scope", v, SCOPES)
-
-    @field_validator("choice")
-    @classmethod
-    def _choice(cls, v: str) -> str:
-        return _check_vocab("choice", v, CHOICES)
-
-    @field_validator("source")
-    @classmethod
-    def _source(cls, v: str) -> str:
-        return _check_vocab("source", v, SOURCES)
+    def _vocabulary(cls, v: str, info: ValidationInfo) -> str:
+        field = str(info.field_name)
+        return _check_vocab(field, v, _VOCABULARIES[field])
 
     @field_validator("policy_version")
     @classmethod

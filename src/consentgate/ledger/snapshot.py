@@ -28,25 +28,14 @@ import pyarrow.ipc  # noqa: F401  (pa.ipc for the SQLite reader)
 
 import pyarrow as pa
 
-from consentgate.datamodel import UTC_TS
+from consentgate.datamodel import CONSENT_SNAPSHOT_SCHEMA, UTC_TS
 from consentgate.errors import InputError, LedgerError
 from consentgate.ledger.models import SnapshotInfo, to_micros, utc_now
 
 if TYPE_CHECKING:
     from consentgate.ledger.store import Ledger
 
-SNAPSHOT_SCHEMA = pa.schema(
-    [
-        pa.field("member_id", pa.string(), nullable=False),
-        pa.field("purpose", pa.string(), nullable=False),
-        pa.field("scope", pa.string(), nullable=False),
-        pa.field("choice", pa.string(), nullable=False),
-        pa.field("source", pa.string(), nullable=False),
-        pa.field("policy_version", pa.string(), nullable=True),
-        pa.field("recorded_at", UTC_TS, nullable=False),
-        pa.field("seq", pa.int64(), nullable=False),
-    ]
-)
+SNAPSHOT_SCHEMA = CONSENT_SNAPSHOT_SCHEMA
 _RAW_COLS = ("member_id", "purpose", "scope", "choice", "source", "policy_version", "recorded_at", "seq")
 _RAW_TYPES = {"member_id": pa.string(), "purpose": pa.string(), "scope": pa.string(), "choice": pa.string(),
               "source": pa.string(), "policy_version": pa.string(), "recorded_at": pa.int64(), "seq": pa.int64()}
