@@ -183,44 +183,42 @@ class Detector:
         return _concat(spans, SPANS_SCHEMA), _concat(topics, TOPICS_SCHEMA)
 
     def _scan_segments(self, seg: "_Segments", row_base: int) -> tuple[pa.Table, pa.Table]:
-        hits = self._scanner.scan(seg.buf)
-        hits = seg.assign(hits)
-        lead_cum = _lead_cumsum(np.frombuffer(seg.buf, dtype=np.uint8))
-        out_rows: list[int] = []
-        out_type: list[str] = []
-        out_s: list[int] = []
-        out_e: list[int] = []
+        hits = seg.assign(self._scanner.scan(seg.buf))
+        view = _CharView.of(seg)
+        # Every hit in character offsets of the decoded batch (one vectorised lookup).
+        cs, ce = view.chars(hits.start), view.chars(hits.end)
+        sg = np.searchsorted(seg.buf_start, hits.start, side="right") - 1 if hits.pid.size else hits.pid
+        out = _Found()
         is_pat = hits.pid < self._n_patterns
-        taken = self._entities(seg, hits, is_pat, out_rows, out_type, out_s, out_e)
-        self._persons(seg, hits, is_pat, taken, lead_cum, out_rows, out_type, out_s, out_e)
-        spans = self._spans_table(seg, lead_cum, out_rows, out_type, out_s, out_e, row_base)
-        topics = self._topics_table(seg, lead_cum, hits, is_pat, row_base)
+        taken = self._entities(view, hits.pid, cs, ce, sg, seg.row, is_pat, out)
+        self._persons(view, hits.pid, cs, ce, sg, seg.row, is_pat, taken, out)
+        spans = self._spans_table(seg, view, out, row_base)
+        topics = self._topics_table(seg, view, hits.pid, cs, ce, sg, is_pat, row_base)
         return spans, topics
 
     # ------------------------------------------------------------------ entities
 
     def _entities(
-        self, seg: "_Segments", hits: Hits, is_pat: npt.NDArray[np.bool_],
-        rows: list[int], types: list[str], ss: list[int], es: list[int],
+        self, view: "_CharView", pid_all: I64, cs_all: I64, ce_all: I64, sg_all: I64, seg_row: I64,
+        is_pat: npt.NDArray[np.bool_], out: "_Found",
     ) -> dict[int, "_Intervals"]:
         sel = np.nonzero(is_pat)[0]
-        pid, st, en = hits.pid[sel], hits.start[sel], hits.end[sel]
-        ent = ~self._is_cue[pid]
-        pid, st, en = pid[ent], st[ent], en[ent]
+        sel = sel[~self._is_cue[pid_all[sel]]]
+        pid, st, en, sgs = pid_all[sel], cs_all[sel], ce_all[sel], sg_all[sel]
         if pid.size:
             # Longest body per (pattern, start); then priority order, then position.
             order = np.lexsort((-en, st, pid))
-            pid, st, en = pid[order], st[order], en[order]
+            pid, st, en, sgs = pid[order], st[order], en[order], sgs[order]
             first = np.ones(pid.size, dtype=bool)
             first[1:] = (pid[1:] != pid[:-1]) | (st[1:] != st[:-1])
-            pid, st, en = pid[first], st[first], en[first]
+            pid, st, en, sgs = pid[first], st[first], en[first], sgs[first]
             order = np.lexsort((-en, st, self._prio[pid]))
-            pid, st, en = pid[order], st[order], en[order]
+            pid, st, en, sgs = pid[order], st[order], en[order], sgs[order]
         taken: dict[int, _Intervals] = {}
-        buf = seg.buf
-        seg_of = np.searchsorted(seg.buf_start, st, side="right") - 1 if st.size else st
-        seg_rows = seg.row[seg_of].tolist() if st.size else []
-        for p, s, e, sg, row in zip(pid.tolist(), st.tolist(), en.tolist(), seg_of.tolist(), seg_rows):
+        text = view.text
+        entity = self._entity
+        memo: dict[tuple[str, str, str], int] = {}  # validator results within this batch
+        for p, s, e, sg, row in zip(pid.tolist(), st.tolist(), en.tolist(), sgs.tolist(), seg_row[sgs].tolist()):
             spans = taken.get(row)
             if spans is None:
                 spans = taken[row] = _Intervals()
@@ -231,60 +229,67 @@ class Detector:
                 if cut is None or cut <= s or spans.overlaps(s, cut):
                     continue
                 e = cut
-            etype = self._entity[p]
+            etype = entity[p]
             check = VALIDATORS.get(etype)
             if check is not None:
-                text = buf[s:e].decode("utf-8", "replace")
-                keep = check(text, buf[e : e + 8].decode("utf-8", "ignore"))
+                cand = text[s:e]
+                following = text[e : e + 8]
+                key = (etype, cand, following)
+                keep = memo.get(key)
+                if keep is None:
+                    keep = memo[key] = check(cand, following.split("\x00", 1)[0])
                 if keep <= 0:
                     continue
-                if keep < len(text):
-                    e = s + len(text[:keep].encode("utf-8"))
-                if spans.overlaps(s, e):
-                    continue
+                if keep < e - s:
+                    e = s + keep
+                    if spans.overlaps(s, e):
+                        continue
             spans.add(s, e)
-            rows.append(sg)
-            types.append(etype)
-            ss.append(s)
-            es.append(e)
+            out.add(sg, etype, s, e)
         return taken
 
     # ------------------------------------------------------------------ persons
 
     def _persons(
-        self, seg: "_Segments", hits: Hits, is_pat: npt.NDArray[np.bool_], taken: dict[int, "_Intervals"],
-        lead_cum: npt.NDArray[np.int32], rows: list[int], types: list[str], ss: list[int], es: list[int],
+        self, view: "_CharView", pid_all: I64, cs_all: I64, ce_all: I64, sg_all: I64, seg_row: I64,
+        is_pat: npt.NDArray[np.bool_], taken: dict[int, "_Intervals"], out: "_Found",
     ) -> None:
         lit = ~is_pat
-        lid = hits.pid - self._n_patterns
+        lid = pid_all - self._n_patterns
         name_sel = lit & (self._lits.kind[np.where(lit, lid, 0)] == _KIND_NAME)
-        cue_sel = is_pat & self._is_cue[np.where(is_pat, hits.pid, 0)]
+        cue_sel = is_pat & self._is_cue[np.where(is_pat, pid_all, 0)]
         sel = np.nonzero(name_sel | cue_sel)[0]
         if not sel.size:
             return
         # By position; at one position the longest hit (a member's full name) first.
-        sel = sel[np.lexsort((hits.start[sel] - hits.end[sel], hits.start[sel]))]
-        starts, ends, pids = hits.start[sel], hits.end[sel], hits.pid[sel]
-        sgs = np.searchsorted(seg.buf_start, starts, side="right") - 1
-        cstarts = lead_cum[starts] - lead_cum[seg.buf_start[sgs]]
-        cends = lead_cum[ends] - lead_cum[seg.buf_start[sgs]]
-        texts = _SegmentTexts(seg)
-        found: dict[int, list[tuple[int, int]]] = {}
+        sel = sel[np.lexsort((cs_all[sel] - ce_all[sel], cs_all[sel]))]
+        pids, sgs = pid_all[sel], sg_all[sel]
         n_pat = self._n_patterns
-        for s, e, pid, sg, cs, ce in zip(starts.tolist(), ends.tolist(), pids.tolist(), sgs.tolist(), cstarts.tolist(), cends.tolist()):
-            row = int(seg.row[sg])
-            mine = found.setdefault(row, [])
+        flags = np.where(pids >= n_pat, self._lits.name_flags[np.maximum(pids - n_pat, 0)], -1)
+        text = view.text
+        ctx = self._person
+        cue_after = self._cue_after
+        found: dict[int, list[tuple[int, int]]] = {}
+        row_sg: dict[int, int] = {}
+        for s, e, pid, sg, row, fl in zip(
+            cs_all[sel].tolist(), ce_all[sel].tolist(), pids.tolist(), sgs.tolist(), seg_row[sgs].tolist(), flags.tolist()
+        ):
+            mine = found.get(row)
+            if mine is None:
+                mine = found[row] = []
+                row_sg[row] = sg
             # Hits come in start order and found spans never overlap: only the last can contain this hit.
-            if mine and mine[-1][0] <= s and e <= mine[-1][1]:
+            elif mine and mine[-1][0] <= s and e <= mine[-1][1]:
                 continue
-            text = texts.text(sg)
-            if pid < n_pat:
-                got = P.cue_name(self._person, text, cs, ce, after=pid == self._cue_after)
+            if fl < 0:
+                got = P.cue_name(ctx, text, s, e, after=pid == cue_after)
+            elif fl & P.MEMBER_FULL:
+                got = (s, e)
             else:
-                got = P.extend_name(self._person, text, cs, ce, int(self._lits.name_flags[pid - n_pat]))
+                got = P.extend_name(ctx, text, s, e, fl)
             if got is None:
                 continue
-            bs, be = texts.byte_pos(sg, got[0]), texts.byte_pos(sg, got[1])
+            bs, be = got
             if be <= bs:
                 continue
             spans = taken.get(row)
@@ -302,25 +307,22 @@ class Detector:
                 mine.append(merged)
             else:
                 mine.append((bs, be))
-        for row_spans in found.values():
+        for row, row_spans in found.items():
+            sg = row_sg[row]
             for bs, be in row_spans:
-                rows.append(int(np.searchsorted(seg.buf_start, bs, side="right") - 1))
-                types.append("PERSON")
-                ss.append(bs)
-                es.append(be)
+                out.add(sg, "PERSON", bs, be)
 
     # ------------------------------------------------------------------ tables
 
-    def _spans_table(
-        self, seg: "_Segments", lead_cum: npt.NDArray[np.int32], segs: list[int], types: list[str], ss: list[int], es: list[int], row_base: int
-    ) -> pa.Table:
-        if not segs:
+    def _spans_table(self, seg: "_Segments", view: "_CharView", out: "_Found", row_base: int) -> pa.Table:
+        if not out.sg:
             return SPANS_SCHEMA.empty_table()
-        sg = np.array(segs, dtype=np.int64)
-        cs = seg.to_char(lead_cum, sg, np.array(ss, dtype=np.int64))
-        ce = seg.to_char(lead_cum, sg, np.array(es, dtype=np.int64))
+        sg = np.array(out.sg, dtype=np.int64)
+        cs = view.row_chars(seg, sg, np.array(out.start, dtype=np.int64))
+        ce = view.row_chars(seg, sg, np.array(out.end, dtype=np.int64))
         rows = seg.row[sg] + row_base
         order = np.lexsort((ce, cs, rows))
+        types = out.types
         return pa.table(
             {
                 "row": pa.array(rows[order], pa.int64()),
@@ -331,22 +333,24 @@ class Detector:
             schema=SPANS_SCHEMA,
         )
 
-    def _topics_table(self, seg: "_Segments", lead_cum: npt.NDArray[np.int32], hits: Hits, is_pat: npt.NDArray[np.bool_], row_base: int) -> pa.Table:
+    def _topics_table(
+        self, seg: "_Segments", view: "_CharView", pid: I64, cs_all: I64, ce_all: I64, sg_all: I64,
+        is_pat: npt.NDArray[np.bool_], row_base: int,
+    ) -> pa.Table:
         lit = ~is_pat
-        lid = np.where(lit, hits.pid - self._n_patterns, 0)
+        lid = np.where(lit, pid - self._n_patterns, 0)
         sel = np.nonzero(lit & (self._lits.kind[lid] == _KIND_TOPIC))[0]
         if not sel.size:
             return TOPICS_SCHEMA.empty_table()
-        st, en, l = hits.start[sel], hits.end[sel], lid[sel]
-        sg = np.searchsorted(seg.buf_start, st, side="right") - 1
+        st, en, l, sg = cs_all[sel], ce_all[sel], lid[sel], sg_all[sel]
         table: TopicTable = score_topics(
             seg.row[sg], self._lits.topic[l].astype(np.int64), l, self._lits.weight[l], self._thresholds
         )
         if not table.keep.size:
             return TOPICS_SCHEMA.empty_table()
         k = table.keep
-        cs = seg.to_char(lead_cum, sg[k], st[k])
-        ce = seg.to_char(lead_cum, sg[k], en[k])
+        cs = view.row_chars(seg, sg[k], st[k])
+        ce = view.row_chars(seg, sg[k], en[k])
         rows = seg.row[sg[k]] + row_base
         topic_idx = self._lits.topic[l[k]]
         order = np.lexsort((cs, topic_idx, rows))
@@ -360,6 +364,69 @@ class Detector:
             },
             schema=TOPICS_SCHEMA,
         )
+
+
+class _Found:
+    """Accepted spans of one scan: segment, entity type and character offsets in the batch text."""
+
+    __slots__ = ("sg", "types", "start", "end")
+
+    def __init__(self) -> None:
+        self.sg: list[int] = []
+        self.types: list[str] = []
+        self.start: list[int] = []
+        self.end: list[int] = []
+
+    def add(self, sg: int, etype: str, start: int, end: int) -> None:
+        self.sg.append(sg)
+        self.types.append(etype)
+        self.start.append(start)
+        self.end.append(end)
+
+
+@dataclass
+class _CharView:
+    """The scan buffer decoded once, and the byte -> character map of that buffer.
+
+    ``lead_cum`` is None for an ASCII buffer (bytes are characters); otherwise
+    ``lead_cum[i]`` is the character offset of buffer byte ``i``.
+    """
+
+    text: str
+    lead_cum: npt.NDArray[np.int64] | None
+
+    @staticmethod
+    def of(seg: "_Segments") -> "_CharView":
+        raw = np.frombuffer(seg.buf, dtype=np.uint8)
+        if not raw.size or int(raw.max()) < 0x80:
+            return _CharView(seg.buf.decode("ascii"), None)
+        try:
+            text = seg.buf.decode("utf-8")
+        except UnicodeDecodeError:
+            return _CharView.invalid(seg.buf)
+        lead_cum = np.zeros(raw.size + 1, dtype=np.int64)
+        np.cumsum((raw & 0xC0) != 0x80, out=lead_cum[1:])
+        return _CharView(text, lead_cum)
+
+    @staticmethod
+    def invalid(buf: bytes) -> "_CharView":
+        """Invalid UTF-8 (not a valid Arrow string array): one character per undecodable byte."""
+        text = buf.decode("utf-8", "surrogateescape")
+        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+        nbytes = np.select(
+            [(cps >= 0xDC80) & (cps <= 0xDCFF), cps < 0x80, cps < 0x800, cps < 0x10000], [1, 1, 2, 3], 4
+        ).astype(np.int64)
+        char_start = np.cumsum(nbytes) - nbytes
+        lead_cum = np.searchsorted(char_start, np.arange(len(buf) + 1), side="left").astype(np.int64)
+        return _CharView(text, lead_cum)
+
+    def chars(self, pos: I64) -> I64:
+        """Character offsets of buffer byte offsets ``pos``."""
+        return pos if self.lead_cum is None else self.lead_cum[pos]
+
+    def row_chars(self, seg: "_Segments", sg: I64, pos: I64) -> I64:
+        """Character offset within its row of batch character offset ``pos`` in segment ``sg``."""
+        return seg.char_base[sg] + pos - self.chars(seg.buf_start[sg])
 
 
 # ---------------------------------------------------------------------- segments
@@ -387,48 +454,6 @@ class _Segments:
         ok = (hits.start >= self.own_lo[sg]) & (hits.start < self.own_hi[sg]) & (hits.end <= self.buf_end[sg])
         ok &= hits.end > hits.start
         return Hits(hits.pid[ok], hits.start[ok], hits.end[ok])
-
-    def to_char(self, lead_cum: npt.NDArray[np.int32], sg: I64, pos: I64) -> I64:
-        """Character offset within the row of buffer byte ``pos`` in segment ``sg``."""
-        return self.char_base[sg] + lead_cum[pos] - lead_cum[self.buf_start[sg]]
-
-
-class _SegmentTexts:
-    """Decoded segment texts (decoded once, on first use) and char -> buffer byte maps."""
-
-    def __init__(self, seg: _Segments) -> None:
-        self.seg = seg
-        self._text: dict[int, str] = {}
-        self._leads: dict[int, I64 | None] = {}
-
-    def text(self, sg: int) -> str:
-        got = self._text.get(sg)
-        if got is None:
-            lo, hi = int(self.seg.buf_start[sg]), int(self.seg.buf_end[sg])
-            got = self.seg.buf[lo:hi].decode("utf-8", "replace")
-            self._text[sg] = got
-            if len(got) == hi - lo:
-                self._leads[sg] = None  # ASCII: characters are bytes
-            else:
-                raw = np.frombuffer(self.seg.buf, dtype=np.uint8, count=hi - lo, offset=lo)
-                leads = np.flatnonzero((raw & 0xC0) != 0x80).astype(np.int64)
-                self._leads[sg] = np.append(leads, hi - lo)
-        return got
-
-    def byte_pos(self, sg: int, char: int) -> int:
-        """Buffer byte offset of character ``char`` of segment ``sg``."""
-        leads = self._leads[sg]
-        base = int(self.seg.buf_start[sg])
-        if leads is None:
-            return base + char
-        return base + int(leads[min(char, leads.size - 1)])
-
-
-def _lead_cumsum(arr: npt.NDArray[np.uint8]) -> npt.NDArray[np.int32]:
-    """lead_cum[i] = number of UTF-8 character starts in arr[:i] (int32: buffers stay < 2 GiB)."""
-    out = np.zeros(arr.size + 1, dtype=np.int32)
-    np.cumsum((arr & 0xC0) != 0x80, out=out[1:])
-    return out
 
 
 class _Intervals:

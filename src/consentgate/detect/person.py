@@ -1,8 +1,10 @@
 """PERSON detection from three signals: member directory, name lexicon, context cues.
 
 Owns turning raw name-token and cue hits (from the multi-pattern scan) into PERSON
-spans. Work happens per hit on a small decoded window around it, so a hit costs a
-few microseconds regardless of the text length.
+spans. The functions take the decoded text of a whole batch (texts separated by NUL
+characters, which no rule crosses) and character offsets into it, and look only at
+a few dozen characters around the hit, so a hit costs a few microseconds
+regardless of the text length.
 
 Rules (see docs/detection.md for the recall they reach):
 
@@ -75,7 +77,7 @@ def _sentence_start(text: str, i: int) -> bool:
     j = i
     while j > 0 and text[j - 1] in " \t":
         j -= 1
-    return j == 0 or text[j - 1] in ".!?\n:\"'(>-"
+    return j == 0 or text[j - 1] in ".!?\n:\"'(>-\x00"
 
 
 def extend_name(ctx: PersonContext, text: str, start: int, end: int, flags: int) -> tuple[int, int] | None:
