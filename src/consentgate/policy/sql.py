@@ -7,9 +7,14 @@ Owns ``compile_sql`` and ``SqlTables``. The query reads ``records``, ``members``
 depends only on the policy and ``as_of`` is resolved in Python first
 (``compiled.py``), so the SQL only holds CASE / IN lists of constants.
 
-Portability: the query uses CTEs, CASE, LEFT JOIN, UNION ALL, GROUP BY,
-``substr``, ``length``, ``lpad``, ``split_part`` and ``||``, which DuckDB and Spark
-SQL (3.3+) share. The few constructs that differ (exploding a list, list
+Shape: member-level codes are computed once per member (``mem``), joined to each
+record's author and, for categories that need every participant, to each other
+participant; codes are bits of a BIGINT OR-ed together (``bit_or`` per record), and
+only the distinct masks are spelled out as sorted code lists (``names``).
+
+Portability: the query uses CTEs, CASE, LEFT JOIN, GROUP BY, ``bit_or``, ``&``,
+``|``, ``substr``, ``length``, ``lpad``, ``split_part`` and ``||``, which DuckDB and
+Spark SQL (3.3+) share. The few constructs that differ (exploding a list, list
 aggregation, the empty list, timestamp literals, full-match regex) are isolated
 in ``Dialect``; only ``DUCKDB`` is exercised by the tests today.
 """
@@ -95,6 +100,32 @@ def _in_list(values: Iterable[str]) -> str:
     return "(" + ", ".join(_lit(v) for v in sorted(values)) + ")"
 
 
+# Reason codes travel through the query as bits of one BIGINT: the author's subject codes in
+# bits 0-15, other participants' in bits 16-31 (``bit_or`` over the participants), record
+# codes from bit 32. Only the few distinct masks are spelled out as code lists, at the end.
+# Building, joining and splitting code strings per row was the query's main cost
+# (4x slower at 1M records, bench/policy_bench.py).
+SUBJECT_CODES: Final = (
+    "UNKNOWN_SUBJECT", "MINOR", "CONTRACT_EXCLUDED", "JURISDICTION_EXCLUDED", "CONSENT_DENIED",
+    "OPT_IN_REQUIRED", "CONSENT_SCOPE_OUTDATED", "NOTICE_NOT_ELAPSED", "RETROACTIVE_USE",
+)
+RECORD_CODES: Final = ("UNKNOWN_CATEGORY", "CATEGORY_EXCLUDED", "CREATED_AFTER_AS_OF")
+_PARTICIPANT_FACTOR: Final = 1 << 16
+_RECORD_SHIFT: Final = 32
+
+
+def _bit(code: str) -> int:
+    if code in RECORD_CODES:
+        return 1 << (_RECORD_SHIFT + RECORD_CODES.index(code))
+    return 1 << SUBJECT_CODES.index(code)
+
+
+def mask_codes() -> list[tuple[int, str]]:
+    """Every (bit, reason code) pair the query can set, participants' codes with their prefix."""
+    pairs = [(_bit(c), c) for c in SUBJECT_CODES + RECORD_CODES]
+    return pairs + [(_bit(c) * _PARTICIPANT_FACTOR, PARTICIPANT_PREFIX + c) for c in SUBJECT_CODES]
+
+
 def compile_sql(
     policy: Policy | CompiledPolicy,
     *,
@@ -110,23 +141,27 @@ def compile_sql(
     cp = policy if isinstance(policy, CompiledPolicy) else compile_policy(policy)
     required = check_scope(cp, scope)
     t = tables or SqlTables()
+    record_bits = (
+        f"CASE r.rule WHEN 'unknown' THEN {_bit('UNKNOWN_CATEGORY')} WHEN 'exclude' THEN {_bit('CATEGORY_EXCLUDED')} ELSE 0 END\n"
+        f"    | CASE WHEN r.created_at > {dialect.timestamp(as_of)} THEN {_bit('CREATED_AFTER_AS_OF')} ELSE 0 END"
+    )
+    # The records are read twice rather than through one CTE: engines materialise a CTE with
+    # two consumers, which at 10M records cost more than a second read of five columns.
+    rec = f"(SELECT record_id, category, author_id, participants, created_at, {_category_case(cp)} AS rule FROM {t.records})"
     ctes = [
-        f"rec AS (\n  SELECT record_id, category, author_id, participants, created_at,\n    {_category_case(cp)} AS rule\n  FROM {t.records}\n)",
-        "a_subj AS (\n  SELECT record_id, category, created_at, rule, author_id AS member_id, TRUE AS is_author FROM rec\n)",
-        _participants_cte(dialect),
-        *_subject_chain("a", cp, t, scope, required, as_of, dialect),
-        *_subject_chain("p", cp, t, scope, required, as_of, dialect),
-        f"p_agg AS (\n  SELECT record_id, {dialect.string_agg('codes')} AS codes FROM p_codes WHERE codes IS NOT NULL GROUP BY record_id\n)",
+        _member_cte(cp, t, scope, required, as_of, dialect),
+        f"a_codes AS (\n  SELECT r.record_id,\n    {record_bits}\n    | {_subject_bits(cp, 'r', 'm', dialect)} AS mask\n"
+        f"  FROM {rec} r LEFT JOIN mem m ON m.member_id = r.author_id\n)",
+        _participants_cte(cp, rec, dialect),
         _topic_codes_cte(cp, t, dialect),
-        "fin AS (\n  SELECT a.record_id, concat_ws("
-        f"{SEP}, CASE a.rule WHEN 'unknown' THEN 'UNKNOWN_CATEGORY' WHEN 'exclude' THEN 'CATEGORY_EXCLUDED' END,\n"
-        f"    CASE WHEN a.created_at > {dialect.timestamp(as_of)} THEN 'CREATED_AFTER_AS_OF' END, a.codes, p.codes, ta.codes) AS codes\n"
+        "fin AS (\n  SELECT a.record_id, a.mask | COALESCE(p.mask, 0) AS mask, ta.codes AS tcodes\n"
         "  FROM a_codes a LEFT JOIN p_agg p ON p.record_id = a.record_id LEFT JOIN ta ON ta.record_id = a.record_id\n)",
+        _names_cte(dialect),
     ]
     select = (
-        "SELECT record_id,\n  CASE WHEN codes = '' THEN 'include' ELSE 'exclude' END AS decision,\n"
-        f"  CASE WHEN codes = '' THEN {dialect.empty_string_list()} ELSE {dialect.split_sorted_distinct('codes')} END AS reasons\n"
-        "FROM fin"
+        "SELECT f.record_id,\n  CASE WHEN f.mask = 0 AND f.tcodes IS NULL THEN 'include' ELSE 'exclude' END AS decision,\n"
+        f"  CASE WHEN f.tcodes IS NULL THEN n.reasons ELSE {dialect.split_sorted_distinct(f'concat_ws({SEP}, n.codes, f.tcodes)')} END AS reasons\n"
+        "FROM fin f JOIN names n ON n.mask = f.mask"
     )
     header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name}\n"
     return header + "WITH\n" + ",\n".join(ctes) + "\n" + select
@@ -140,18 +175,66 @@ def _category_case(cp: CompiledPolicy) -> str:
     return f"CASE {whens} ELSE 'unknown' END"
 
 
-def _participants_cte(dialect: Dialect) -> str:
-    """Every participant other than the author, for categories that require all participants.
-
-    Authors are decided on the record row itself (no aggregation); only these rows are grouped.
-    """
+def _member_cte(cp: CompiledPolicy, t: SqlTables, scope: str, required: str, as_of: datetime, dialect: Dialect) -> str:
+    """Once per member: ``bits``, the subject codes that do not depend on the record, and ``valid``."""
+    rules = [
+        ("MINOR", f"birth_year IS NULL OR birth_year > {minor_cutoff_birth_year(as_of, cp.minimum_age)}"),
+        ("CONTRACT_EXCLUDED", f"tier IS NULL OR tier NOT IN {_in_list(TIERS)}"),
+        ("JURISDICTION_EXCLUDED", "mode = 'excluded'"),
+        ("CONSENT_DENIED", "has_row AND NOT granted"),
+        ("OPT_IN_REQUIRED", "mode = 'opt_in' AND NOT has_row"),
+        ("CONSENT_SCOPE_OUTDATED", "mode = 'opt_in' AND granted AND NOT valid"),
+    ]
+    if as_of < cp.notice_end:
+        rules.append(("NOTICE_NOT_ELAPSED", "mode = 'opt_out' AND NOT (has_row AND NOT granted) AND NOT valid"))
+    bits = "\n      | ".join(f"CASE WHEN {cond} THEN {_bit(code)} ELSE 0 END" for code, cond in rules)
+    valid = f"CASE WHEN granted THEN COALESCE({_version_covers('policy_version', required, dialect)}, FALSE) ELSE FALSE END"
     return (
-        "p_subj AS (\n"
-        "  SELECT record_id, category, created_at, rule, member_id, FALSE AS is_author\n"
-        f"  FROM (SELECT record_id, category, created_at, rule, author_id, {dialect.explode('participants')} AS member_id\n"
-        "        FROM rec WHERE rule = 'all_participants') p\n"
-        "  WHERE member_id IS NULL OR author_id IS NULL OR member_id <> author_id\n"
-        ")"
+        "mem AS (\n"
+        f"  SELECT member_id, tier, valid,\n      {bits} AS bits\n"
+        f"  FROM (\n    SELECT *, {valid} AS valid FROM (\n"
+        f"      SELECT m.member_id, m.birth_year, m.tier, {_mode_case(cp)} AS mode,\n"
+        "        c.member_id IS NOT NULL AS has_row, COALESCE(c.choice = 'grant', FALSE) AS granted, c.policy_version\n"
+        f"      FROM (SELECT member_id, birth_year, tier, country, {_subdivision_key()} AS sub_key FROM {t.members} m) m\n"
+        f"      LEFT JOIN {t.consent} c ON c.member_id = m.member_id AND c.purpose = {_lit(cp.policy.purpose)} AND c.scope = {_lit(scope)}\n"
+        "    ) j\n  ) v\n)"
+    )
+
+
+def _subject_bits(cp: CompiledPolicy, r: str, m: str, dialect: Dialect) -> str:
+    """The code bits (author positions) of subject ``m`` (a ``mem`` row, all NULL when unknown) for record ``r``."""
+    terms = [f"{m}.bits"]
+    for tier in TIERS:
+        if cp.tier_excluded[tier]:
+            terms.append(f"CASE WHEN {m}.tier = {_lit(tier)} AND {r}.category IN {_in_list(cp.tier_excluded[tier])} "
+                         f"THEN {_bit('CONTRACT_EXCLUDED')} ELSE 0 END")
+    if not cp.policy.retroactive:
+        terms.append(f"CASE WHEN NOT {m}.valid AND {r}.created_at < {dialect.timestamp(cp.policy.effective_at)} "
+                     f"THEN {_bit('RETROACTIVE_USE')} ELSE 0 END")
+    return f"(CASE WHEN {m}.member_id IS NULL THEN {_bit('UNKNOWN_SUBJECT')} ELSE {' | '.join(terms)} END)"
+
+
+def _participants_cte(cp: CompiledPolicy, rec: str, dialect: Dialect) -> str:
+    """Every participant other than the author (once is enough: codes are OR-ed), for categories that require all."""
+    group = [c for c in CATEGORIES if cp.category_rule[c] == "all_participants"] or ["\x1f"]  # none: match nothing
+    return (
+        "p_agg AS (\n"
+        f"  SELECT p.record_id, bit_or({_PARTICIPANT_FACTOR} * {_subject_bits(cp, 'p', 'm', dialect)}) AS mask\n"
+        f"  FROM (SELECT record_id, category, created_at, author_id, {dialect.explode('participants')} AS member_id\n"
+        f"        FROM {rec} r WHERE category IN {_in_list(group)}) p\n"
+        "  LEFT JOIN mem m ON m.member_id = p.member_id\n"
+        "  WHERE p.member_id IS NULL OR p.author_id IS NULL OR p.member_id <> p.author_id\n"
+        "  GROUP BY p.record_id\n)"
+    )
+
+
+def _names_cte(dialect: Dialect) -> str:
+    """The code list of each distinct mask (a handful per build, however many records)."""
+    spelled = ", ".join(f"CASE WHEN (mask & {bit}) <> 0 THEN {_lit(code)} END" for bit, code in mask_codes())
+    return (
+        "names AS (\n  SELECT mask, codes,\n"
+        f"    CASE WHEN codes IS NULL THEN {dialect.empty_string_list()} ELSE {dialect.split_sorted_distinct('codes')} END AS reasons\n"
+        f"  FROM (SELECT mask, NULLIF(concat_ws({SEP}, {spelled}), '') AS codes FROM (SELECT DISTINCT mask FROM fin) d) s\n)"
     )
 
 
@@ -162,6 +245,7 @@ def _subdivision_key() -> str:
         "WHEN substr(m.subdivision, 1, length(m.country) + 1) = m.country || '-' THEN m.subdivision "
         "ELSE m.country || '-' || m.subdivision END"
     )
+
 
 
 def _mode_case(cp: CompiledPolicy) -> str:
@@ -176,29 +260,6 @@ def _mode_case(cp: CompiledPolicy) -> str:
     return f"CASE {' '.join(whens)} ELSE {_lit(cp.default_mode)} END"
 
 
-def _subject_chain(
-    name: str, cp: CompiledPolicy, t: SqlTables, scope: str, required: str, as_of: datetime, dialect: Dialect
-) -> list[str]:
-    """``{name}_state`` (member and consent joined, mode resolved) and ``{name}_codes`` (the codes)."""
-    state = (
-        f"{name}_state AS (\n"
-        "  SELECT *, (has_row AND NOT granted) AS denied,\n"
-        f"    (CASE WHEN granted THEN COALESCE({_version_covers('policy_version', required, dialect)}, FALSE) ELSE FALSE END) AS valid,\n"
-        f"    {_mode_case(cp)} AS mode\n"
-        "  FROM (\n"
-        "    SELECT s.record_id, s.is_author, s.category, s.created_at, s.rule,\n"
-        "      m.member_id IS NOT NULL AS known, m.birth_year, m.tier, m.country,\n"
-        f"      {_subdivision_key()} AS sub_key,\n"
-        "      c.member_id IS NOT NULL AS has_row,\n"
-        "      COALESCE(c.choice = 'grant', FALSE) AS granted, c.policy_version\n"
-        f"    FROM {name}_subj s\n"
-        f"    LEFT JOIN {t.members} m ON m.member_id = s.member_id\n"
-        f"    LEFT JOIN {t.consent} c ON c.member_id = s.member_id AND c.purpose = {_lit(cp.policy.purpose)} AND c.scope = {_lit(scope)}\n"
-        "  ) j\n"
-        ")"
-    )
-    return [state, _subject_codes_cte(name, cp, as_of, dialect)]
-
 
 def _version_covers(column: str, required: str, dialect: Dialect) -> str:
     """SQL for ``evaluate.version_covers``: well-formed and, padded part by part, >= required."""
@@ -206,25 +267,6 @@ def _version_covers(column: str, required: str, dialect: Dialect) -> str:
     parts = ", ".join(f"lpad(split_part({column}, '.', {i}), {_PAD}, '0')" for i in range(1, VERSION_PARTS + 1))
     return f"({dialect.full_match(column, _VERSION_REGEX)} AND concat({parts}) >= {_lit(need)})"
 
-
-def _subject_codes_cte(name: str, cp: CompiledPolicy, as_of: datetime, dialect: Dialect) -> str:
-    """One pass over subject rows: every subject-level code that applies, separator-joined."""
-    rules: list[tuple[str, str]] = [
-        ("UNKNOWN_SUBJECT", "NOT known"),
-        ("MINOR", f"known AND (birth_year IS NULL OR birth_year > {minor_cutoff_birth_year(as_of, cp.minimum_age)})"),
-        ("CONTRACT_EXCLUDED", f"known AND ({_contract_condition(cp)})"),
-        ("JURISDICTION_EXCLUDED", "known AND mode = 'excluded'"),
-        ("CONSENT_DENIED", "known AND denied"),
-        ("OPT_IN_REQUIRED", "known AND mode = 'opt_in' AND NOT has_row"),
-        ("CONSENT_SCOPE_OUTDATED", "known AND mode = 'opt_in' AND granted AND NOT valid"),
-    ]
-    if as_of < cp.notice_end:
-        rules.append(("NOTICE_NOT_ELAPSED", "known AND mode = 'opt_out' AND NOT denied AND NOT valid"))
-    if not cp.policy.retroactive:
-        rules.append(("RETROACTIVE_USE", f"known AND NOT valid AND created_at < {dialect.timestamp(cp.policy.effective_at)}"))
-    prefix = f"CASE WHEN is_author THEN '' ELSE {_lit(PARTICIPANT_PREFIX)} END"
-    cases = ",\n    ".join(f"CASE WHEN {cond} THEN {prefix} || {_lit(code)} END" for code, cond in rules)
-    return f"{name}_codes AS (\n  SELECT record_id, rule, created_at, NULLIF(concat_ws({SEP},\n    {cases}), '') AS codes\n  FROM {name}_state\n)"
 
 
 def _topic_codes_cte(cp: CompiledPolicy, t: SqlTables, dialect: Dialect) -> str:
@@ -236,12 +278,6 @@ def _topic_codes_cte(cp: CompiledPolicy, t: SqlTables, dialect: Dialect) -> str:
     )
 
 
-def _contract_condition(cp: CompiledPolicy) -> str:
-    terms = [f"tier IS NULL OR tier NOT IN {_in_list(TIERS)}"]
-    for tier in TIERS:
-        if cp.tier_excluded[tier]:
-            terms.append(f"(tier = {_lit(tier)} AND category IN {_in_list(cp.tier_excluded[tier])})")
-    return " OR ".join(terms)
 
 
 def decide_arrow(
