@@ -75,7 +75,7 @@ def pg_url(_pg_ledger_db: str) -> str:
     eng = create_engine(_pg_ledger_db)
     try:
         with eng.begin() as conn:
-            conn.execute(text("TRUNCATE consent_events, policy_versions"))
+            conn.execute(text("TRUNCATE consent_events, consent_state, consent_state_head, policy_versions"))
     finally:
         eng.dispose()
     return _pg_ledger_db

@@ -4,7 +4,8 @@ validate every row, then append them all in one transaction (or nothing).
 Reading and validation are columnar (pyarrow); the first bad row is reported with
 its 1-based data row number and the reason, and nothing is written. Appending
 computes the hash chain in file order and inserts with ``executemany`` (SQLite) or
-``COPY ... FROM STDIN`` (PostgreSQL). Values quoted in errors are vocabulary values
+``COPY ... FROM STDIN`` (PostgreSQL), then updates the maintained current state in
+the same transaction. Values quoted in errors are vocabulary values
 and event ids, never free text, and are cut to 40 characters.
 """
 
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 from consentgate.datamodel import CHOICES, CONSENT_EVENTS_SCHEMA, PURPOSES, SCOPES, SOURCES
 from consentgate.errors import InputError, LedgerError, SchemaError
 from consentgate.ledger import engine as eng
+from consentgate.ledger import state
 from consentgate.ledger.chain import batch_prefixes, chain_from_prefixes, chain_hashes
 from consentgate.ledger.models import FUTURE_SKEW, utc_now
 from consentgate.ledger.store import _head
@@ -284,7 +286,7 @@ def append_table(ledger: Ledger, table: pa.Table, *, source_file: str = "") -> i
         return 0
     try:
         with eng.write_transaction(ledger.engine) as conn:
-            seq, prev = _head(conn)
+            seq, prev = before = _head(conn)
             dbapi: Any = conn.connection.driver_connection
             for batch in table.to_batches(max_chunksize=CHUNK):
                 rows = _chain_rows(batch, seq, prev)
@@ -293,6 +295,7 @@ def append_table(ledger: Ledger, table: pa.Table, *, source_file: str = "") -> i
                 else:
                     _pg_copy(dbapi, rows)
                 seq, prev = rows[-1][0], rows[-1][-1]
+            state.advance(conn, before, (seq, prev))
     except LedgerError:
         raise
     except Exception as exc:  # raw driver errors (sqlite3 / psycopg) from the fast insert paths

@@ -180,9 +180,15 @@ class VerifyResult:
     reason: str | None = None
     head_seq: int = 0
     head_hash: str = GENESIS
+    # Set when the chain is intact but the maintained state disagrees with the events:
+    # (member_id, purpose, scope) of the first key in key order that differs (None when the
+    # state's head row itself is wrong).
+    bad_key: tuple[str, str, str] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        d["bad_key"] = list(self.bad_key) if self.bad_key is not None else None
+        return d
 
 
 class PublishedPolicy(BaseModel):

@@ -34,9 +34,12 @@ def find_pg_bin() -> Path | None:
 class TempPostgres:
     """Start with ``start()``, get URLs with ``url(db)`` / ``new_database()``, end with ``stop()``."""
 
-    def __init__(self, *, durable: bool = False, user: str = "nobody") -> None:
+    def __init__(self, *, durable: bool = False, user: str = "nobody", folder: Path | None = None) -> None:
+        """``folder``: keep the server's files there (reused by the next ``start()``, kept by ``stop()``);
+        by default a fresh temporary folder that ``stop()`` deletes."""
         self.durable = durable
         self.run_as = user if os.geteuid() == 0 else None
+        self.keep = folder
         self.dir: Path | None = None
         self.bin = find_pg_bin()
 
@@ -50,13 +53,16 @@ class TempPostgres:
     def start(self) -> TempPostgres:
         if self.bin is None:
             raise LedgerError("initdb/pg_ctl not found", hint="Install PostgreSQL server binaries or set CONSENTGATE_TEST_PG_DSN.")
-        self.dir = Path(tempfile.mkdtemp(prefix="cg-pg-"))
+        if self.keep is not None:
+            self.keep.mkdir(parents=True, exist_ok=True)
+        self.dir = self.keep or Path(tempfile.mkdtemp(prefix="cg-pg-"))
         os.chmod(self.dir, 0o755)
         if self.run_as is not None:
             ent = pwd.getpwnam(self.run_as)
             os.chown(self.dir, ent.pw_uid, ent.pw_gid)
         data = self.dir / "data"
-        self._run([str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"])
+        if not (data / "PG_VERSION").is_file():
+            self._run([str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--locale=C"])
         opts = f"-p 5432 -k {self.dir} -c listen_addresses='' -c max_connections=60 -c shared_buffers=256MB -c work_mem=128MB"
         if not self.durable:
             opts += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -75,11 +81,13 @@ class TempPostgres:
     def stop(self) -> None:
         if self.dir is None or self.bin is None:
             return
+        mode = "immediate" if self.keep is None else "fast"  # a kept server shuts down cleanly
         try:
-            self._run([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate", "-w", "stop"])
+            self._run([str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", mode, "-w", "stop"])
         except LedgerError:
             pass
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if self.keep is None:
+            shutil.rmtree(self.dir, ignore_errors=True)
         self.dir = None
 
 

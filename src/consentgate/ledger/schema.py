@@ -42,3 +42,31 @@ policy_versions = Table(
     Column("notice_days", Integer, nullable=False),
     Column("body", Text, nullable=False),
 )
+
+# Current state, maintained in the same transaction as every append (consentgate.ledger.state):
+# the winning event per (member_id, purpose, scope) over *all* events, i.e. the latest by
+# (recorded_at, seq). A derived cache for fast "as of now" snapshots; `verify` recomputes
+# it from the events, so changing it is detected like changing an event.
+consent_state = Table(
+    "consent_state",
+    metadata,
+    Column("member_id", String(200), primary_key=True),
+    Column("purpose", String(40), primary_key=True),
+    Column("scope", String(40), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("recorded_at", BigInteger, nullable=False),
+    Column("choice", String(10), nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("policy_version", String(40), nullable=True),
+)
+
+# One row (id = 1): the chain head the state was brought up to, and the newest
+# recorded_at among those events (a snapshot at or after it may read consent_state).
+consent_state_head = Table(
+    "consent_state_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("head_seq", BigInteger, nullable=False),
+    Column("head_hash", String(64), nullable=False),
+    Column("max_recorded_at", BigInteger, nullable=True),
+)

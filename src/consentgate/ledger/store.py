@@ -2,8 +2,9 @@
 
 Writes (``record``, ``record_many``, ``import_file``, ``publish_policy``) run in one
 transaction under the single-writer lock (``engine.write_transaction``): read the
-chain head, assign ``seq = head + 1`` and ``prev_hash = head hash``, insert. Nothing
-is ever updated or deleted. Reads (``state``, ``history``, ``snapshot``,
+chain head, assign ``seq = head + 1`` and ``prev_hash = head hash``, insert, and bring
+the maintained current state (``consentgate.ledger.state``) up to the new head. No
+event is ever updated or deleted. Reads (``state``, ``history``, ``snapshot``,
 ``verify``) never take the writer lock.
 """
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from consentgate.errors import InputError, LedgerError, PolicyError
 from consentgate.ledger import engine as eng
+from consentgate.ledger import state
 from consentgate.ledger.chain import event_hash
 from consentgate.ledger.models import (
     GENESIS,
@@ -101,7 +103,7 @@ class Ledger:
         if len(keys) != len(evs):
             raise InputError("record_many needs one idempotency key (or None) per event")
         with eng.write_transaction(self._engine) as conn:
-            seq, prev = _head(conn)
+            seq, prev = before = _head(conn)
             out: list[StoredEvent] = []
             for ev, key in zip(evs, keys):
                 existing = _by_key(conn, key) if key is not None else None
@@ -124,6 +126,7 @@ class Ledger:
                 prev = event_hash(row)
                 _insert(conn, [(*row, prev)])
                 out.append(_stored((*row, prev)))
+            state.advance(conn, before, (seq, prev))
             return out
 
     def import_file(self, path: Path) -> int:

@@ -6,6 +6,10 @@ Reports the first sequence number at which the chain breaks:
 - a stored ``hash`` that differs from the recomputed one (a changed field).
 Deleting the *last* events cannot be seen from inside the chain; compare the head
 with one recorded elsewhere (snapshot manifests, the transparency log) for that.
+
+When the chain is intact, the maintained current state (``consent_state`` and its head
+row) is recomputed from the events and compared: a changed, missing or extra state
+row is reported with the first (member_id, purpose, scope) that differs.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from consentgate.ledger import engine as eng
 from consentgate.ledger.chain import event_hash
 from consentgate.ledger.models import GENESIS, VerifyResult
 from consentgate.ledger.schema import events
+from consentgate.ledger.state import check_state
 
 if TYPE_CHECKING:
     from consentgate.ledger.store import Ledger
@@ -38,6 +43,10 @@ def verify_chain(ledger: Ledger) -> VerifyResult:
                 bad = prev_seq + 1 if seq != prev_seq + 1 else seq
                 return VerifyResult(False, prev_seq, bad, reason, prev_seq, prev_hash)
             prev_seq, prev_hash = seq, str(row[11])
+    problem = check_state(ledger)
+    if problem is not None:
+        return VerifyResult(False, prev_seq, None, f"the current-state table disagrees with the events: {problem.reason}",
+                            prev_seq, prev_hash, bad_key=problem.key)
     return VerifyResult(True, prev_seq, None, None, prev_seq, prev_hash)
 
 

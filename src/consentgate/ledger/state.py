@@ -1,0 +1,178 @@
+"""The maintained current state: ``consent_state`` and its head row ``consent_state_head``.
+
+``consent_state`` holds, per (member_id, purpose, scope), the winning event over all
+events, i.e. the one with the greatest (recorded_at, seq) -- exactly what a snapshot
+"as of now" selects. Every write transaction (``record_many``, ``import_file``) calls
+``advance`` under the writer lock after appending, so the state, its head row and the
+events always commit together (or not at all).
+
+``consent_state_head`` records the chain head (seq, hash) the state was brought up to
+and the newest ``recorded_at`` among those events. A snapshot at ``as_of`` may read
+the state instead of the events only when that head is the chain head it read and
+``as_of`` is at or after that newest ``recorded_at`` (nothing is cut off). When the
+head row does not match the events (a ledger written by an older version, or events
+truncated by hand in a test) ``advance`` rebuilds the state from the events.
+
+The state is a derived cache, never the source of truth: ``verify`` recomputes it
+from the events and reports the first key whose row disagrees (``check_state``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, text
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from consentgate.ledger.store import Ledger
+
+STATE_COLS = ("member_id", "purpose", "scope", "seq", "recorded_at", "choice", "source", "policy_version")
+_COLS = ", ".join(STATE_COLS)
+_UPDATE = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLS[3:])
+_WINS = "(excluded.recorded_at, excluded.seq) > (consent_state.recorded_at, consent_state.seq)"
+
+# SQLite applies the upsert row by row and the WHERE keeps the greater (recorded_at, seq),
+# so the order of the SELECT does not matter. ("WHERE" in the SELECT is required by
+# SQLite's parser before ON CONFLICT.)
+_SQLITE_UPSERT = (
+    f"INSERT INTO consent_state ({_COLS}) SELECT {_COLS} FROM consent_events WHERE seq > :after "
+    f"ON CONFLICT (member_id, purpose, scope) DO UPDATE SET {_UPDATE} WHERE {_WINS}"
+)
+# PostgreSQL refuses to update one row twice in a statement: pick each key's winner first.
+_PG_UPSERT = (
+    f"INSERT INTO consent_state ({_COLS}) SELECT DISTINCT ON (member_id, purpose, scope) {_COLS} "
+    "FROM consent_events WHERE seq > :after ORDER BY member_id, purpose, scope, recorded_at DESC, seq DESC "
+    f"ON CONFLICT (member_id, purpose, scope) DO UPDATE SET {_UPDATE} WHERE {_WINS}"
+)
+
+
+@dataclass(frozen=True)
+class StateHead:
+    """The ``consent_state_head`` row: the state covers events up to ``seq``/``hash``."""
+
+    seq: int
+    hash: str
+    max_recorded_at: int | None
+
+
+def read_head(conn: Connection) -> StateHead | None:
+    row = conn.execute(text("SELECT head_seq, head_hash, max_recorded_at FROM consent_state_head WHERE id = 1")).first()
+    return None if row is None else StateHead(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]))
+
+
+def advance(conn: Connection, before: tuple[int, str], after: tuple[int, str]) -> None:
+    """Bring the state from chain head ``before`` to ``after`` (call in the write transaction)."""
+    if before == after:
+        return
+    head = read_head(conn)
+    if head is None or (head.seq, head.hash) != before:
+        rebuild(conn, after)
+        return
+    _upsert(conn, before[0])
+    newest = conn.execute(text("SELECT max(recorded_at) FROM consent_events WHERE seq > :s"), {"s": before[0]}).scalar()
+    candidates = [v for v in (head.max_recorded_at, newest) if v is not None]
+    _set_head(conn, after, max(candidates) if candidates else None)
+
+
+def rebuild(conn: Connection, head: tuple[int, str]) -> None:
+    """Recompute the whole state from the events (``head`` is the current chain head)."""
+    conn.execute(text("DELETE FROM consent_state"))
+    _upsert(conn, 0)
+    newest = conn.execute(text("SELECT max(recorded_at) FROM consent_state")).scalar()
+    _set_head(conn, head, None if newest is None else int(newest))
+
+
+def _upsert(conn: Connection, after_seq: int) -> None:
+    sql = _SQLITE_UPSERT if conn.dialect.name == "sqlite" else _PG_UPSERT
+    conn.execute(text(sql), {"after": after_seq})
+
+
+def _set_head(conn: Connection, head: tuple[int, str], newest: int | None) -> None:
+    params = {"s": head[0], "h": head[1], "r": newest}
+    updated = conn.execute(text("UPDATE consent_state_head SET head_seq = :s, head_hash = :h, max_recorded_at = :r WHERE id = 1"), params)
+    if updated.rowcount == 0:
+        conn.execute(text("INSERT INTO consent_state_head (id, head_seq, head_hash, max_recorded_at) VALUES (1, :s, :h, :r)"), params)
+
+
+@dataclass(frozen=True)
+class StateProblem:
+    """The first way the stored state disagrees with the state recomputed from the events."""
+
+    key: tuple[str, str, str] | None
+    reason: str
+
+
+def check_state(ledger: Ledger, *, attempts: int = 5) -> StateProblem | None:
+    """Recompute the state from the events and compare it with the stored state and head
+    row; None when they agree. Retries when a concurrent writer moves the head meanwhile."""
+    from consentgate.ledger.snapshot import ALL_TIME, latest_per_key, read_events_until, read_heads, read_state
+
+    for _ in range(attempts):
+        heads = read_heads(ledger)  # chain head and state head row, from one transaction
+        st = heads.state
+        if st is None or (st.seq, st.hash) != (heads.seq, heads.hash):
+            if st is None and heads.seq == 0:
+                return None
+            got = "missing" if st is None else f"at seq {st.seq}"
+            return StateProblem(None, f"its head row is {got} but the chain head is seq {heads.seq} (consent_state_head was changed)")
+        stored = read_state(ledger, heads)
+        if stored.num_rows and int(stored.column("seq").to_numpy().max()) > heads.seq:
+            continue  # a writer appended after we read the heads: look again
+        expected = latest_per_key(read_events_until(ledger, heads.seq, ALL_TIME))
+        problem = _first_difference(expected, stored)
+        if problem is not None:
+            return problem
+        newest = _max_recorded(expected)
+        if st.max_recorded_at != newest:
+            return StateProblem(None, f"its head row says the newest recorded_at is {st.max_recorded_at}, the events say {newest}")
+        return None
+    return StateProblem(None, f"the ledger kept changing during {attempts} attempts to compare it; run verify again")
+
+
+def _max_recorded(table: pa.Table) -> int | None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table.num_rows == 0:
+        return None
+    value = pc.max(table.column("recorded_at").cast(pa.int64())).as_py()
+    return None if value is None else int(value)
+
+
+def _first_difference(expected: pa.Table, stored: pa.Table) -> StateProblem | None:
+    """The first key (in key order) whose stored row differs from the expected one, or is missing / extra."""
+    exp, got = _by_key(expected), _by_key(stored)
+    if exp.equals(got):
+        return None
+    # Hand-written merge walk (only on the failure path, after the fast equality check
+    # failed): it names the first differing key in key order, which a join cannot.
+    e_rows, g_rows = exp.to_pylist(), got.to_pylist()
+    i = j = 0
+    while i < len(e_rows) or j < len(g_rows):
+        e = e_rows[i] if i < len(e_rows) else None
+        g = g_rows[j] if j < len(g_rows) else None
+        if e is not None and (g is None or _row_key(e) < _row_key(g)):
+            k = _row_key(e)
+            return StateProblem(k, f"no state row for member {k[0]!r} {k[1]}/{k[2]} (the events say seq {e['seq']})")
+        if g is not None and (e is None or _row_key(g) < _row_key(e)):
+            k = _row_key(g)
+            return StateProblem(k, f"state row for member {k[0]!r} {k[1]}/{k[2]} has no event behind it")
+        if e is not None and g is not None and e != g:
+            k = _row_key(e)
+            field = next(name for name in STATE_COLS if e[name] != g[name])
+            return StateProblem(k, f"state row for member {k[0]!r} {k[1]}/{k[2]} differs in {field} "
+                                   f"(the events say seq {e['seq']}, the row says seq {g['seq']})")
+        i, j = i + 1, j + 1
+    return StateProblem(None, "the state differs from the events")
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(row["member_id"]), str(row["purpose"]), str(row["scope"]))
+
+
+def _by_key(table: pa.Table) -> pa.Table:
+    cols = ["member_id", "purpose", "scope", "seq", "recorded_at", "choice", "source", "policy_version"]
+    return table.select(cols).sort_by([("member_id", "ascending"), ("purpose", "ascending"), ("scope", "ascending")])
