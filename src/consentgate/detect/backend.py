@@ -21,6 +21,7 @@ compiling the full lexicon takes seconds.
 
 from __future__ import annotations
 
+import array
 import hashlib
 import os
 import tempfile
@@ -258,16 +259,16 @@ def _compile_literals(lits: list[Literal], base: int) -> Any:
 
 
 def _collect(db: Any, buf: bytes) -> npt.NDArray[np.int64]:
-    out: list[tuple[int, int, int]] = []
-    append = out.append
+    # One flat int64 array (not a list of tuples): no per-hit objects for the garbage
+    # collector to track, and numpy reads it without copying.
+    out = array.array("q")
+    extend = out.extend
 
     def on_match(pid: int, start: int, end: int, flags: int, ctx: Any) -> None:
-        append((pid, start, end))
+        extend((pid, start, end))
 
     db.scan(buf, match_event_handler=on_match)
-    if not out:
-        return np.zeros((0, 3), dtype=np.int64)
-    return np.array(out, dtype=np.int64)
+    return np.frombuffer(out, dtype=np.int64).reshape(-1, 3) if out else np.zeros((0, 3), dtype=np.int64)
 
 
 def _concat(parts: list[Hits]) -> Hits:

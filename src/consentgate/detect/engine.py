@@ -388,12 +388,14 @@ class _Found:
 class _CharView:
     """The scan buffer decoded once, and the byte -> character map of that buffer.
 
-    ``lead_cum`` is None for an ASCII buffer (bytes are characters); otherwise
-    ``lead_cum[i]`` is the character offset of buffer byte ``i``.
+    For an ASCII buffer bytes are characters; for UTF-8, ``cont`` holds the positions
+    of continuation bytes, and the character offset of byte ``i`` is ``i`` minus the
+    continuation bytes before it. ``lead_cum`` (invalid UTF-8 only) maps every byte.
     """
 
     text: str
     lead_cum: npt.NDArray[np.int64] | None
+    cont: npt.NDArray[np.int64] | None = None
 
     @staticmethod
     def of(seg: "_Segments") -> "_CharView":
@@ -404,9 +406,9 @@ class _CharView:
             text = seg.buf.decode("utf-8")
         except UnicodeDecodeError:
             return _CharView.invalid(seg.buf)
-        lead_cum = np.zeros(raw.size + 1, dtype=np.int64)
-        np.cumsum((raw & 0xC0) != 0x80, out=lead_cum[1:])
-        return _CharView(text, lead_cum)
+        # Character offset of byte i = i - (continuation bytes before i).
+        cont = np.flatnonzero((raw & 0xC0) == 0x80)
+        return _CharView(text, None, cont)
 
     @staticmethod
     def invalid(buf: bytes) -> "_CharView":
@@ -422,6 +424,8 @@ class _CharView:
 
     def chars(self, pos: I64) -> I64:
         """Character offsets of buffer byte offsets ``pos``."""
+        if self.cont is not None:
+            return pos - np.searchsorted(self.cont, pos, side="left")
         return pos if self.lead_cum is None else self.lead_cum[pos]
 
     def row_chars(self, seg: "_Segments", sg: I64, pos: I64) -> I64:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Final, Mapping
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -54,8 +55,8 @@ def _normalise(entity_type: str, value: str) -> str:
 
 def pseudonym(entity_type: str, value: str, key: bytes) -> str:
     """The keyed pseudonym token of ``value`` (``<PERSON_5f2a9c>`` style)."""
-    digest = hmac.new(key, f"{entity_type}\x1f{_normalise(entity_type, value)}".encode("utf-8"), hashlib.sha256).hexdigest()
-    return f"<{entity_type}_{digest[:6]}>"
+    digest = hmac.digest(key, f"{entity_type}\x1f{_normalise(entity_type, value)}".encode("utf-8"), "sha256")
+    return f"<{entity_type}_{digest[:3].hex()}>"
 
 
 def _check(strategies: Mapping[str, str], key: bytes | None) -> None:
@@ -136,18 +137,52 @@ def _redact_one(
         if strategy == "drop_record":
             return None
         parts.append(text[pos:s])
-        if strategy == "pseudonym":
-            assert key is not None
-            value = text[s:e]
-            token = tokens.get((etype, value))
-            if token is None:
-                token = tokens[(etype, value)] = pseudonym(etype, value, key)
-            parts.append(token)
-        else:
-            parts.append(f"[{etype}]")
+        parts.append(_token(text, s, e, etype, strategy, key, tokens))
         pos = max(pos, e)
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def _token(text: str, s: int, e: int, etype: str, strategy: str, key: bytes | None, tokens: dict[tuple[str, str], str]) -> str:
+    if strategy != "pseudonym":
+        return f"[{etype}]"
+    assert key is not None
+    value = text[s:e]
+    token = tokens.get((etype, value))
+    if token is None:
+        token = tokens[(etype, value)] = pseudonym(etype, value, key)
+    return token
+
+
+def _redact_single(
+    text: str, s: int, e: int, etype: str, strategies: Mapping[str, str], key: bytes | None, tokens: dict[tuple[str, str], str]
+) -> str | None:
+    """The common case: one span, whose value does not occur again in the text."""
+    strategy = strategies.get(etype, "mask")
+    if strategy == "drop_record":
+        return None
+    s, e = max(0, s), min(len(text), e)
+    return text[:s] + _token(text, s, e, etype, strategy, key, tokens) + text[e:]
+
+
+def _span_columns(spans: pa.Table, n: int) -> tuple[npt.NDArray[np.int64], list[int], list[int], list[str]]:
+    """Rows, starts, ends and types of ``spans``, sorted by (row, start, end, type)."""
+    for col in ("row", "entity_type", "start", "end"):
+        if col not in spans.column_names:
+            raise DetectError(f"spans table lacks column {col!r}", field=col)
+    rows = np.asarray(spans.column("row").to_numpy(zero_copy_only=False), dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise DetectError("spans refer to rows outside the texts", field="row")
+    starts = np.asarray(spans.column("start").to_numpy(zero_copy_only=False), dtype=np.int64)
+    ends = np.asarray(spans.column("end").to_numpy(zero_copy_only=False), dtype=np.int64)
+    etypes = pc.fill_null(spans.column("entity_type").combine_chunks().cast(pa.string()), "None")
+    encoded = etypes.dictionary_encode()
+    names = [str(x) for x in encoded.dictionary.to_pylist()]
+    rank = np.argsort(np.argsort(np.array(names, dtype=object)))  # type code -> its rank in string order
+    codes = rank[np.asarray(encoded.indices.to_numpy(zero_copy_only=False), dtype=np.int64)] if names else rows
+    order = np.lexsort((codes, ends, starts, rows))
+    by_rank = sorted(names)
+    return rows[order], starts[order].tolist(), ends[order].tolist(), [by_rank[c] for c in codes[order].tolist()]
 
 
 def redact(texts: pa.Array, spans: pa.Table, strategies: Mapping[str, str], key: bytes | None) -> Redaction:
@@ -158,32 +193,35 @@ def redact(texts: pa.Array, spans: pa.Table, strategies: Mapping[str, str], key:
     if not pa.types.is_string(texts.type):
         texts = texts.cast(pa.string())
     n = len(texts)
-    for col in ("row", "entity_type", "start", "end"):
-        if col not in spans.column_names:
-            raise DetectError(f"spans table lacks column {col!r}", field=col)
-    rows = np.asarray(spans.column("row").to_numpy(zero_copy_only=False), dtype=np.int64)
-    if rows.size and (rows.min() < 0 or rows.max() >= n):
-        raise DetectError("spans refer to rows outside the texts", field="row")
-    types = spans.column("entity_type").to_pylist()
-    starts = spans.column("start").to_pylist()
-    ends = spans.column("end").to_pylist()
+    rows, starts, ends, types = _span_columns(spans, n)
     counts: dict[str, int] = {}
-    by_row: dict[int, list[tuple[int, int, str]]] = {}
-    for r, t, s, e in zip(rows.tolist(), types, starts, ends):
-        by_row.setdefault(r, []).append((int(s), int(e), str(t)))
-        counts[str(t)] = counts.get(str(t), 0) + 1
+    for t in types:
+        counts[t] = counts.get(t, 0) + 1
     dropped = np.zeros(n, dtype=bool)
-    if not by_row:
+    if not rows.size:
         return Redaction(texts, pa.array(dropped, pa.bool_()), counts)
-    affected = sorted(by_row)
+    # Row groups of the sorted spans: [bounds[i], bounds[i + 1]) belong to affected[i].
+    bounds = np.flatnonzero(np.diff(rows)) + 1
+    affected = rows[np.concatenate([[0], bounds])]
+    bounds_l = [0, *bounds.tolist(), int(rows.size)]
     originals = texts.take(pa.array(affected, pa.int64())).to_pylist()
     replacements: list[str | None] = []
     tokens: dict[tuple[str, str], str] = {}  # pseudonyms already computed in this call
-    for r, text in zip(affected, originals):
+    for i, (r, text) in enumerate(zip(affected.tolist(), originals)):
         if text is None:
             replacements.append(None)
             continue
-        new = _redact_one(text, by_row[r], strategies, key, tokens)
+        a, b = bounds_l[i], bounds_l[i + 1]
+        new: str | None
+        if b - a == 1:
+            s, e = starts[a], ends[a]
+            value = text[s:e]
+            if len(value) < 4 or (text.find(value, s + 1) < 0 and text.find(value) == s):
+                new = _redact_single(text, s, e, types[a], strategies, key, tokens)
+            else:
+                new = _redact_one(text, [(s, e, types[a])], strategies, key, tokens)
+        else:
+            new = _redact_one(text, list(zip(starts[a:b], ends[a:b], types[a:b])), strategies, key, tokens)
         if new is None:
             dropped[r] = True
         replacements.append(new)
