@@ -125,3 +125,16 @@ def test_pseudonym_needs_a_key_and_strategies_are_checked() -> None:
         redact(texts, spans, {"PERSON": "pseudonym"}, None)
     with pytest.raises(DetectError, match="unknown redaction strategy"):
         redact(texts, spans, {"PERSON": "shred"}, KEY)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.binary(min_size=16, max_size=100), st.text(max_size=30), st.sampled_from(["PERSON", "PHONE_NUMBER", "URL"]))
+def test_pseudonym_is_hmac_sha256_of_type_and_normalised_value(key: bytes, value: str, etype: str) -> None:
+    import hashlib
+    import hmac
+
+    from consentgate.detect.redact import _normalise, pseudonym
+
+    msg = f"{etype}\x1f{_normalise(etype, value)}".encode("utf-8")
+    expected = hmac.new(key, msg, hashlib.sha256).hexdigest()[:6]
+    assert pseudonym(etype, value, key) == f"<{etype}_{expected}>"
