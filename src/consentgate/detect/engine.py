@@ -237,7 +237,7 @@ class Detector:
                 key = (etype, cand, following)
                 keep = memo.get(key)
                 if keep is None:
-                    keep = memo[key] = check(cand, following.split("\x00", 1)[0])
+                    keep = memo[key] = check(cand, following)
                 if keep <= 0:
                     continue
                 if keep < e - s:

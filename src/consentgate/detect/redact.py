@@ -50,6 +50,8 @@ class Redaction:
 def _normalise(entity_type: str, value: str) -> str:
     if entity_type in _NUMERIC:
         return _NON_ALNUM.sub("", value).upper()
+    if value.isascii():
+        return " ".join(value.lower().split())  # NFKC and casefold change no ASCII text but case
     return " ".join(unicodedata.normalize("NFKC", value).casefold().split())
 
 

@@ -87,11 +87,16 @@ def iban_ok(text: str) -> bool:
     if not 15 <= len(s) <= 34 or not s[:2].isalpha() or not s[2:4].isdigit():
         return False
     rearranged = s[4:] + s[:4]
+    if rearranged.isascii() and rearranged.isalnum():
+        return int(rearranged.translate(_IBAN_DIGITS)) % 97 == 1  # A -> 10 ... Z -> 35
     try:
         number = int("".join(str(int(c, 36)) for c in rearranged))
     except ValueError:
         return False
     return number % 97 == 1
+
+
+_IBAN_DIGITS: Final = str.maketrans({chr(65 + i): str(10 + i) for i in range(26)})
 
 
 def validate_iban(text: str) -> int:
