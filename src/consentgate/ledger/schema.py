@@ -8,7 +8,7 @@ hash chain (``consentgate.ledger.chain``) makes any later change detectable.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData()
 
@@ -50,14 +50,19 @@ policy_versions = Table(
 consent_state = Table(
     "consent_state",
     metadata,
-    Column("member_id", String(200), primary_key=True),
-    Column("purpose", String(40), primary_key=True),
-    Column("scope", String(40), primary_key=True),
-    Column("seq", BigInteger, nullable=False),
+    # seq is the primary key (SQLite: the rowid), so a scan returns the state in seq
+    # order, which is the order of a snapshot file: no sort when reading it.
+    Column("seq", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    Column("member_id", String(200), nullable=False),
+    Column("purpose", String(40), nullable=False),
+    Column("scope", String(40), nullable=False),
     Column("recorded_at", BigInteger, nullable=False),
     Column("choice", String(10), nullable=False),
     Column("source", String(20), nullable=False),
     Column("policy_version", String(40), nullable=True),
+    # purpose, scope, choice, source packed into one integer (consentgate.ledger.state.VOCAB_CODES)
+    Column("vocab", Integer, nullable=False),
+    UniqueConstraint("member_id", "purpose", "scope", name="uq_consent_state_key"),
 )
 
 # One row (id = 1): the chain head the state was brought up to, and the newest

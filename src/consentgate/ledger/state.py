@@ -29,8 +29,63 @@ if TYPE_CHECKING:
 
     from consentgate.ledger.store import Ledger
 
-STATE_COLS = ("member_id", "purpose", "scope", "seq", "recorded_at", "choice", "source", "policy_version")
+# purpose, scope, choice and source packed into one integer column ``vocab`` (3 bits
+# each, in this order), so a snapshot reads one integer instead of four strings -- the
+# per-value cost of the readers, not the bytes, dominates a snapshot. The codes are
+# stored data: only ever append to these tuples (a value missing here makes the CASE
+# NULL and the write fail; tests check every vocabulary value has a code).
+VOCAB_CODES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("purpose", ("ai_training",)),
+    ("scope", ("first_party", "affiliate", "third_party")),
+    ("choice", ("grant", "deny")),
+    ("source", ("member", "gpc", "admin", "import")),
+)
+_BITS = 3
+
+
+def _shift(i: int) -> int:
+    return _BITS * (len(VOCAB_CODES) - 1 - i)
+
+
+def vocab_sql() -> str:
+    """SQL expression computing ``vocab`` from an event row's four string columns."""
+    terms = []
+    for i, (col, values) in enumerate(VOCAB_CODES):
+        whens = " ".join(f"WHEN '{v}' THEN {k}" for k, v in enumerate(values))
+        terms.append(f"(CASE {col} {whens} END) * {1 << _shift(i)}")
+    return " + ".join(terms)
+
+
+def encode_vocab(table: pa.Table) -> pa.Array:
+    """``vocab`` of each row of ``table`` (which has the four string columns), as int64."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    codes = np.zeros(table.num_rows, dtype=np.int64)
+    for i, (col, values) in enumerate(VOCAB_CODES):
+        idx = pc.index_in(table.column(col), value_set=pa.array(values)).to_numpy(zero_copy_only=False)
+        codes += idx.astype(np.int64) << _shift(i)
+    return pa.array(codes)
+
+
+def decode_vocab(vocab: Any) -> dict[str, pa.Array]:
+    """The four string columns (dictionary-encoded) from a numpy array of ``vocab`` codes."""
+    import numpy as np
+    import pyarrow as pa
+
+    out = {}
+    for i, (col, values) in enumerate(VOCAB_CODES):
+        idx = ((vocab >> _shift(i)) & ((1 << _BITS) - 1)).astype(np.int8)
+        if idx.size and int(idx.max()) >= len(values):
+            raise ValueError(f"consent_state.vocab holds an unknown {col} code")
+        out[col] = pa.DictionaryArray.from_arrays(pa.array(idx), pa.array(values))
+    return out
+
+
+STATE_COLS = ("member_id", "purpose", "scope", "seq", "recorded_at", "choice", "source", "policy_version", "vocab")
 _COLS = ", ".join(STATE_COLS)
+_FROM_EVENTS = ", ".join(STATE_COLS[:-1]) + f", {vocab_sql()} AS vocab"
 _UPDATE = ", ".join(f"{c} = excluded.{c}" for c in STATE_COLS[3:])
 _WINS = "(excluded.recorded_at, excluded.seq) > (consent_state.recorded_at, consent_state.seq)"
 
@@ -38,12 +93,12 @@ _WINS = "(excluded.recorded_at, excluded.seq) > (consent_state.recorded_at, cons
 # so the order of the SELECT does not matter. ("WHERE" in the SELECT is required by
 # SQLite's parser before ON CONFLICT.)
 _SQLITE_UPSERT = (
-    f"INSERT INTO consent_state ({_COLS}) SELECT {_COLS} FROM consent_events WHERE seq > :after "
+    f"INSERT INTO consent_state ({_COLS}) SELECT {_FROM_EVENTS} FROM consent_events WHERE seq > :after "
     f"ON CONFLICT (member_id, purpose, scope) DO UPDATE SET {_UPDATE} WHERE {_WINS}"
 )
 # PostgreSQL refuses to update one row twice in a statement: pick each key's winner first.
 _PG_UPSERT = (
-    f"INSERT INTO consent_state ({_COLS}) SELECT DISTINCT ON (member_id, purpose, scope) {_COLS} "
+    f"INSERT INTO consent_state ({_COLS}) SELECT DISTINCT ON (member_id, purpose, scope) {_FROM_EVENTS} "
     "FROM consent_events WHERE seq > :after ORDER BY member_id, purpose, scope, recorded_at DESC, seq DESC "
     f"ON CONFLICT (member_id, purpose, scope) DO UPDATE SET {_UPDATE} WHERE {_WINS}"
 )
@@ -108,7 +163,7 @@ class StateProblem:
 def check_state(ledger: Ledger, *, attempts: int = 5) -> StateProblem | None:
     """Recompute the state from the events and compare it with the stored state and head
     row; None when they agree. Retries when a concurrent writer moves the head meanwhile."""
-    from consentgate.ledger.snapshot import ALL_TIME, latest_per_key, read_events_until, read_heads, read_state
+    from consentgate.ledger.snapshot import ALL_TIME, head_unchanged, latest_per_key, read_events_until, read_heads, read_state
 
     for _ in range(attempts):
         heads = read_heads(ledger)  # chain head and state head row, from one transaction
@@ -118,10 +173,11 @@ def check_state(ledger: Ledger, *, attempts: int = 5) -> StateProblem | None:
                 return None
             got = "missing" if st is None else f"at seq {st.seq}"
             return StateProblem(None, f"its head row is {got} but the chain head is seq {heads.seq} (consent_state_head was changed)")
-        stored = read_state(ledger, heads)
-        if stored.num_rows and int(stored.column("seq").to_numpy().max()) > heads.seq:
-            continue  # a writer appended after we read the heads: look again
+        stored = read_state(ledger, heads, stored_columns=True)
+        if not head_unchanged(ledger, heads):
+            continue  # a writer committed while we read: look again
         expected = latest_per_key(read_events_until(ledger, heads.seq, ALL_TIME))
+        expected = expected.append_column("vocab", encode_vocab(expected))
         problem = _first_difference(expected, stored)
         if problem is not None:
             return problem
@@ -174,5 +230,8 @@ def _row_key(row: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _by_key(table: pa.Table) -> pa.Table:
-    cols = ["member_id", "purpose", "scope", "seq", "recorded_at", "choice", "source", "policy_version"]
-    return table.select(cols).sort_by([("member_id", "ascending"), ("purpose", "ascending"), ("scope", "ascending")])
+    import pyarrow as pa
+
+    types = {"seq": pa.int64(), "recorded_at": pa.int64(), "vocab": pa.int64()}
+    table = pa.table({c: table.column(c).cast(types.get(c, pa.string())) for c in STATE_COLS})
+    return table.sort_by([("member_id", "ascending"), ("purpose", "ascending"), ("scope", "ascending")])
