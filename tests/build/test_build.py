@@ -64,16 +64,30 @@ def test_decisions_agree_with_the_reference_evaluator(built: Path, network: Path
     topics: dict[str, set[str]] = {}
     for row, topic in zip(scan.topics.column("row").to_pylist(), scan.topics.column("topic").to_pylist()):
         topics.setdefault(ids[row], set()).add(topic)
-    ctx = EvalContext(load_policy(POLICY), scope="first_party", as_of=as_of, members=members, consent=consent, topics=topics)
+    policy = load_policy(POLICY)
+    blind = EvalContext(policy, scope="first_party", as_of=as_of, members=members, consent=consent)
+    ctx = EvalContext(policy, scope="first_party", as_of=as_of, members=members, consent=consent, topics=topics)
     got = {d["record_id"]: d for d in pq.read_table(built / "decisions.parquet").to_pylist()}
     mismatches = []
+    scanned = 0
     for r in records_t.select(["record_id", "category", "author_id", "participants", "created_at"]).to_pylist():
-        ref = evaluate(Record(r["record_id"], r["category"], r["author_id"], tuple(r["participants"]), r["created_at"]), ctx)
+        record = Record(r["record_id"], r["category"], r["author_id"], tuple(r["participants"]), r["created_at"])
+        screen = evaluate(record, blind)
         mine = got[r["record_id"]]
-        policy_reasons = tuple(x for x in mine["reasons"] if x not in BUILD_REASONS)
-        expected = "include" if ref.decision == "include" and not set(mine["reasons"]) & BUILD_REASONS else "exclude"
-        if policy_reasons != ref.reasons or mine["decision"] != expected:
-            mismatches.append((r["record_id"], mine["decision"], mine["reasons"], ref.decision, ref.reasons))
+        if screen.decision == "exclude" or any(p not in members for p in r["participants"]):
+            # Excluded without its content: never scanned, reasons from the screen (or the unknown participant).
+            want = screen.reasons or ("PARTICIPANT_NOT_IN_MEMBERS",)
+            ok = (mine["decision"], tuple(mine["reasons"]), mine["content_scanned"], mine["shard"]) == ("exclude", want, False, None)
+        else:
+            scanned += 1
+            ref = evaluate(record, ctx)
+            policy_reasons = tuple(x for x in mine["reasons"] if x not in BUILD_REASONS)
+            expected = "include" if ref.decision == "include" and not set(mine["reasons"]) & BUILD_REASONS else "exclude"
+            ok = policy_reasons == ref.reasons and mine["decision"] == expected and mine["content_scanned"]
+            ok = ok and (mine["shard"] is None) == (expected == "exclude")
+        if not ok:
+            mismatches.append((r["record_id"], mine, screen.reasons))
+    assert 0 < scanned < len(got) and all(d["content_scanned"] for d in got.values() if d["decision"] == "include")
     assert not mismatches, mismatches[:5]
 
 
@@ -83,6 +97,9 @@ def test_shards_slices_and_threads(built: Path, network: Path) -> None:
     records = {r["record_id"]: r for r in pq.read_table(network / "data" / "records.parquet", columns=["record_id", "thread_id"]).to_pylist()}
     thread_shard: dict[str, int] = {}
     for d in pq.read_table(built / "decisions.parquet").to_pylist():
+        if d["decision"] == "exclude":
+            assert d["shard"] is None and d["slice"] is None  # an excluded record is in no shard
+            continue
         rec = records[d["record_id"]]
         key = rec["thread_id"] or rec["record_id"]
         assert d["shard"] == shard_of(key, shards)

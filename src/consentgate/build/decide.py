@@ -1,18 +1,23 @@
-"""The decide phase of the DuckDB engine: policy SQL, build-level reasons, shards, slices, counts.
+"""The screen and decide phases of the DuckDB engine: policy SQL, build-level reasons, slices, counts.
 
-Owns ``decisions.parquet`` and the counts of the manifest. The policy's compiled
-SQL (``plan.decide_sql``) gives each record a decision and reasons; the build
-adds two reasons of its own, both fail-closed:
+Owns ``decisions.parquet`` and the counts of the manifest. A record is decided twice
+at most, so that no content is read that the policy could not use:
 
-- ``PII_DROP_RECORD``: the record holds an entity whose redaction strategy is
-  ``drop_record``;
-- ``PARTICIPANT_NOT_IN_MEMBERS``: a participant is missing from the members
-  source, so the record could not be traced to its subjects for removal.
+1. **screen** (``plan.screen_sql``): the compiled policy over every record with no
+   topics at all. Topics only ever add exclusion reasons, so a record the screen
+   excludes is excluded whatever its text says; its text is never scanned
+   (``content_scanned`` is false and its reasons are the screen's). Among the records
+   the screen includes, one with a participant missing from the members source is
+   excluded with ``PARTICIPANT_NOT_IN_MEMBERS`` (it could not be traced to its
+   subjects for removal) and not scanned either. The rest are the *candidates*.
+2. **decide** (``plan.decide_sql``, after detection): the compiled policy over the
+   candidates with their detected topics; a candidate holding an entity whose
+   redaction strategy is ``drop_record`` gets ``PII_DROP_RECORD``.
 
-A record is included only if the policy includes it and neither applies. Every
-input record must get exactly one policy decision, or the build stops.
-Slices: within a shard, included records ordered by ``(created_at, record_id)``
-at position ``p`` of ``n`` go to slice ``p * slices // n``.
+A record is included only if both passes include it. Every input record gets exactly
+one decision, or the build stops. Included records carry their shard and slice:
+within a shard, included records ordered by ``(created_at, record_id)`` at position
+``p`` of ``n`` go to slice ``p * slices // n``; excluded records are in no shard.
 """
 
 from __future__ import annotations
@@ -37,9 +42,12 @@ DECISIONS_SCHEMA = pa.schema([
     pa.field("record_id", pa.string(), nullable=False),
     pa.field("decision", pa.string(), nullable=False),
     pa.field("reasons", pa.list_(pa.string()), nullable=False),
-    pa.field("shard", pa.int32(), nullable=False),
+    pa.field("shard", pa.int32(), nullable=True),
     pa.field("slice", pa.int32(), nullable=True),
+    pa.field("content_scanned", pa.bool_(), nullable=False),
 ])
+NO_TOPICS = "no_topics"
+CANDIDATES = "candidates"
 
 
 @dataclass(frozen=True)
@@ -48,96 +56,128 @@ class DecideOutcome:
     counts: dict[str, Any]
 
 
+def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
+    """Row count and the sum of the record ids' hashes: equal fingerprints mean the same ids, each once (ids are unique in the source)."""
+    row = one(con.execute(f"SELECT count(*), coalesce(sum(hash(record_id)::HUGEINT), 0) FROM {table}"))
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, source: str) -> int:
+    """Stop unless ``table`` holds exactly one valid decision per record of ``source``; return the record count."""
+    want = _fingerprint(con, source)
+    got = _fingerprint(con, table)
+    invalid = one(con.execute(f"SELECT count(*) FROM {table} WHERE decision IS NULL OR decision NOT IN ('include', 'exclude')"))
+    assert invalid is not None
+    if got != want or invalid[0]:
+        raise BuildError(
+            f"the policy query gave {got[0]} decisions for {want[0]} records ({invalid[0]} invalid, or ids that differ)",
+            hint="The compiled policy must decide every record exactly once; report this with the policy file.",
+        )
+    return want[0]
+
+
+def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
+    """Decide every record without content; create the ``candidates`` table; return how many records it holds."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE screen AS SELECT record_id, decision, reasons FROM ({plan.screen_sql})")
+    _check_policy_output(con, "screen", "records")
+    # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at "
+                "FROM records r SEMI JOIN (SELECT record_id FROM screen WHERE decision = 'include') s ON s.record_id = r.record_id")
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE unknown_part AS SELECT DISTINCT x.record_id FROM "
+        f"(SELECT record_id, unnest(participants) AS member_id FROM {CANDIDATES}) x "
+        "WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.member_id = x.member_id)"
+    )
+    con.execute(f"DELETE FROM {CANDIDATES} WHERE record_id IN (SELECT record_id FROM unknown_part)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT record_id FROM {CANDIDATES}")
+    n = one(con.execute("SELECT count(*) FROM cand"))
+    assert n is not None
+    return int(n[0])
+
+
 def _views(con: duckdb.DuckDBPyConnection, work: Path) -> None:
     if any((work / "t").glob("*.parquet")):
         con.execute(f"CREATE OR REPLACE TEMP VIEW topics AS SELECT record_id, topic FROM read_parquet({quote_str(str(work / 't' / '*.parquet'))})")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE topics (record_id VARCHAR, topic VARCHAR)")
-    con.execute(f"CREATE OR REPLACE TEMP VIEW ann AS SELECT record_id, shard, \"drop\" FROM read_parquet({quote_str(str(work / 'n' / '*.parquet'))})")
-
-
-def _check_policy_output(con: duckdb.DuckDBPyConnection, expected: int) -> None:
-    row = one(con.execute(
-        "SELECT count(*), count(DISTINCT record_id), count(*) FILTER (WHERE decision NOT IN ('include', 'exclude') OR decision IS NULL) FROM policy_out"
-    ))
-    assert row is not None
-    missing = one(con.execute("SELECT count(*), min(record_id) FROM records r WHERE NOT EXISTS (SELECT 1 FROM policy_out p WHERE p.record_id = r.record_id)"))
-    assert missing is not None
-    if row[0] != expected or row[1] != expected or row[2] or missing[0]:
-        raise BuildError(
-            f"the policy query gave {row[0]} decisions for {expected} records ({row[1]} distinct, {row[2]} invalid, {missing[0]} records without one)",
-            hint="The compiled policy must decide every record exactly once; report this with the policy file.",
-        )
+    if any((work / "n").glob("*.parquet")):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW ann AS SELECT record_id, shard, \"drop\" FROM read_parquet({quote_str(str(work / 'n' / '*.parquet'))})")
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE ann (record_id VARCHAR, shard INTEGER, \"drop\" BOOLEAN)")
 
 
 def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out: Path) -> DecideOutcome:
-    """Decide every record, write ``decisions.parquet`` and ``_work/included.parquet``; return the counts."""
+    """Decide the candidates with their topics, write ``decisions.parquet`` and ``_work/included.parquet``; return the counts."""
     _views(con, work)
-    expected = one(con.execute("SELECT count(*) FROM records"))
-    assert expected is not None
     con.execute(f"CREATE OR REPLACE TEMP TABLE policy_out AS SELECT record_id, decision, reasons FROM ({plan.decide_sql})")
-    _check_policy_output(con, int(expected[0]))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE unknown_part AS SELECT DISTINCT record_id FROM "
-        "(SELECT record_id, unnest(participants) AS member_id FROM records) x "
-        "WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.member_id = x.member_id)"
-    )
+    _check_policy_output(con, "policy_out", "cand")
+    if _fingerprint(con, "ann") != _fingerprint(con, "cand"):
+        raise BuildError("detection did not annotate every candidate record exactly once", hint="Report this with --debug output.")
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE final AS
-        WITH base AS (
-            SELECT r.record_id, r.created_at, r.category, r.author_id, a.shard, p.decision AS policy_decision,
-                   list_sort(list_distinct(list_concat(
-                       CAST(coalesce(p.reasons, []) AS VARCHAR[]),
-                       CASE WHEN a."drop" THEN ['{REASON_DROP}'] ELSE CAST([] AS VARCHAR[]) END,
-                       CASE WHEN u.record_id IS NOT NULL THEN ['{REASON_UNKNOWN_PARTICIPANT}'] ELSE CAST([] AS VARCHAR[]) END
-                   ))) AS reasons,
-                   (a."drop" OR u.record_id IS NOT NULL) AS blocked
-            FROM (SELECT record_id, created_at, category, author_id FROM records) r
-            JOIN ann a ON a.record_id = r.record_id
-            JOIN policy_out p ON p.record_id = r.record_id
-            LEFT JOIN unknown_part u ON u.record_id = r.record_id
-        ), decided AS (
-            SELECT *, CASE WHEN policy_decision = 'include' AND NOT blocked THEN 'include' ELSE 'exclude' END AS decision FROM base
+        CREATE OR REPLACE TEMP TABLE scanned AS
+        WITH d AS (
+            SELECT p.record_id, a.shard, r.created_at,
+                   CASE WHEN a."drop" THEN list_sort(list_append(CAST(p.reasons AS VARCHAR[]), '{REASON_DROP}'))
+                        ELSE CAST(p.reasons AS VARCHAR[]) END AS reasons,
+                   p.decision = 'include' AND NOT a."drop" AS included
+            FROM policy_out p JOIN ann a ON a.record_id = p.record_id JOIN {CANDIDATES} r ON r.record_id = p.record_id
         )
-        SELECT record_id, decision, reasons, CAST(shard AS INTEGER) AS shard, category, author_id,
-               CASE WHEN decision = 'include' THEN CAST(
-                   (row_number() OVER w - 1) * {int(plan.slices)} // count(*) OVER (PARTITION BY shard, decision) AS INTEGER) END AS slice
-        FROM decided
-        WINDOW w AS (PARTITION BY shard, decision ORDER BY created_at, record_id)
+        SELECT record_id, CASE WHEN included THEN 'include' ELSE 'exclude' END AS decision, reasons,
+               CASE WHEN included THEN CAST(shard AS INTEGER) END AS shard,
+               CASE WHEN included THEN CAST((row_number() OVER w - 1) * {int(plan.slices)} // count(*) OVER (PARTITION BY shard, included) AS INTEGER) END AS slice
+        FROM d
+        WINDOW w AS (PARTITION BY shard, included ORDER BY created_at, record_id)
     """)
-    write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, con.sql(
-        "SELECT record_id, decision, reasons, shard, slice FROM final ORDER BY record_id"
-    ).to_arrow_reader(ROW_GROUP_ROWS))
+    write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, con.sql(f"""
+        SELECT record_id, decision, reasons, shard, slice, content_scanned FROM (
+            SELECT record_id, decision, reasons, shard, slice, TRUE AS content_scanned FROM scanned
+            UNION ALL
+            SELECT s.record_id, 'exclude', CASE WHEN s.decision = 'include' THEN ['{REASON_UNKNOWN_PARTICIPANT}'] ELSE s.reasons END,
+                   NULL, NULL, FALSE
+            FROM screen s WHERE NOT EXISTS (SELECT 1 FROM cand c WHERE c.record_id = s.record_id)
+        ) ORDER BY record_id
+    """).to_arrow_reader(ROW_GROUP_ROWS))
     con.execute(
-        f"COPY (SELECT record_id, shard, slice FROM final WHERE decision = 'include' ORDER BY shard, record_id) "
+        f"COPY (SELECT record_id, shard, slice FROM scanned WHERE decision = 'include' ORDER BY shard, record_id) "
         f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
     )
-    counts = _counts(con)
-    for table in ("final", "policy_out", "unknown_part"):
+    counts = _counts(con, out / "decisions.parquet")
+    for table in ("scanned", "policy_out", "screen", "unknown_part", "cand", CANDIDATES):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)
 
 
-def _pairs(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, int]:
-    return {str(k): int(v) for k, v in con.execute(sql).fetchall()}
-
-
-def _split(con: duckdb.DuckDBPyConnection, expr: str) -> dict[str, dict[str, int]]:
+def _counts(con: duckdb.DuckDBPyConnection, decisions: Path) -> dict[str, Any]:
+    """Counts by decision and reason (from ``decisions.parquet``) and by category, region and tier of the author."""
+    path = quote_str(str(decisions))
+    by_reason: dict[str, int] = {}
+    for reasons, n in con.execute(f"SELECT reasons, count(*) FROM read_parquet({path}) GROUP BY reasons").fetchall():
+        for r in reasons:
+            by_reason[str(r)] = by_reason.get(str(r), 0) + int(n)
     rows = con.execute(
-        f"SELECT {expr} AS k, decision, count(*) FROM final f LEFT JOIN members m ON m.member_id = f.author_id GROUP BY ALL ORDER BY 1, 2"
+        f"SELECT r.category, {REGION_SQL}, coalesce(m.tier, 'unknown'), "
+        "CASE WHEN i.record_id IS NULL THEN 'exclude' ELSE 'include' END, count(*) "
+        "FROM (SELECT record_id, category, author_id FROM records) r LEFT JOIN members m ON m.member_id = r.author_id "
+        "LEFT JOIN (SELECT record_id FROM scanned WHERE decision = 'include') i ON i.record_id = r.record_id GROUP BY ALL"
     ).fetchall()
-    out: dict[str, dict[str, int]] = {}
-    for key, decision, n in rows:
-        out.setdefault(str(key), {})[str(decision)] = int(n)
-    return out
-
-
-def _counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    splits: list[dict[str, dict[str, int]]] = [{}, {}, {}]
+    by_decision: dict[str, int] = {}
+    for category, region, tier, decision, n in rows:
+        by_decision[decision] = by_decision.get(decision, 0) + int(n)
+        for split, key in zip(splits, (category, region, tier)):
+            cell = split.setdefault(str(key), {})
+            cell[decision] = cell.get(decision, 0) + int(n)
     return {
-        "records": int(one(con.execute("SELECT count(*) FROM final"))[0]),  # type: ignore[index]
-        "by_decision": _pairs(con, "SELECT decision, count(*) FROM final GROUP BY 1 ORDER BY 1"),
-        "by_reason": _pairs(con, "SELECT r, count(*) FROM (SELECT unnest(reasons) AS r FROM final) GROUP BY 1 ORDER BY 1"),
-        "by_category": _split(con, "f.category"),
-        "by_region": _split(con, REGION_SQL),
-        "by_tier": _split(con, "coalesce(m.tier, 'unknown')"),
+        "records": sum(by_decision.values()),
+        "by_decision": dict(sorted(by_decision.items())),
+        "by_reason": dict(sorted(by_reason.items())),
+        "by_category": _sorted(splits[0]),
+        "by_region": _sorted(splits[1]),
+        "by_tier": _sorted(splits[2]),
     }
+
+
+def _sorted(split: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    return {k: dict(sorted(v.items())) for k, v in sorted(split.items())}

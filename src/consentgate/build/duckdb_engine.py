@@ -4,13 +4,16 @@ Phases (each reported to the progress sink):
 
 1. **sources**: open and check the sources as canonical views (``build.sources``),
    write the member-index table ``subjects/members.parquet``.
-2. **detect**: stream the records in Arrow batches from DuckDB to worker processes
+2. **screen**: DuckDB decides every record by the compiled policy without content;
+   the records it includes are the candidates (``build.decide``).
+3. **detect**: stream the candidates in Arrow batches from DuckDB to worker processes
    running ``steps.annotate``; each worker writes its batch, sorted by shard, to a
    scratch Parquet file (one row group per shard), plus topics and annotations.
-3. **decide**: DuckDB runs the compiled policy SQL over records, members, consent and
+   No other record's text is read.
+4. **decide**: DuckDB runs the compiled policy SQL over the candidates with their
    topics; build-level reasons are added; shards and slices are assigned;
    ``decisions.parquet`` is written.
-4. **write**: one task per shard (in the pool): DuckDB sorts the shard's included
+5. **write**: one task per shard (in the pool): DuckDB sorts the shard's included
    records by ``created_at``, ``steps.redact_batch`` redacts them, and the shard file
    and its subject bitmap are written and hashed.
 
@@ -219,13 +222,22 @@ class DuckDBEngine:
             cfg = dataclasses.replace(plan.steps, member_names=())  # names go to each worker once, not with every task
             timings["sources"] = time.perf_counter() - t0
 
+            t0 = time.perf_counter()
+            progress.phase("screen", None)
+            con.execute(f"SET memory_limit = '{_MEMORY_DECIDE}'")  # no workers yet
+            candidates = decide.run_screen(con, plan)
+            con.execute(f"SET memory_limit = '{_MEMORY_MAIN}'")
+            timings["screen"] = time.perf_counter() - t0
+
             # Detection workers hold a detector (large with many member names); they are let go
             # before the decide phase, and the shard writers are fresh processes without one.
+            # Only the candidates' text is read and scanned (see ``decide``).
             runner = _Runner(workers, names)
             try:
                 t0 = time.perf_counter()
-                progress.phase("detect", records.rows)
-                reader = con.sql(f"SELECT {', '.join(RECORDS_SCHEMA.names)} FROM records").to_arrow_reader(plan.batch_size)
+                progress.phase("detect", candidates)
+                cols = ", ".join(f"r.{quote_ident_simple(c)}" for c in RECORDS_SCHEMA.names)
+                reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
                 jobs = ((cfg, i, b.cast(RECORDS_SCHEMA), work) for i, b in enumerate(reader))
                 runner.map_bounded(annotate_part, jobs, progress.advance)
                 reader.close()

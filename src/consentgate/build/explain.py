@@ -17,7 +17,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from consentgate.build.decide import REASON_DROP, REASON_UNKNOWN_PARTICIPANT
+from consentgate.build.decide import NO_TOPICS, REASON_DROP, REASON_UNKNOWN_PARTICIPANT
 from consentgate.build.duckdb_engine import connect
 from consentgate.build.run import check_as_of, check_policy, pin_consent, resolve_scope, strategies_for
 from consentgate.build.sharding import shard_of
@@ -30,7 +30,7 @@ from consentgate.errors import BuildError, ConsentGateError
 def explain_record(spec: BuildSpec, record_id: str, *, settings: Settings | None = None) -> dict[str, Any]:
     """The decision, reasons, findings, shard and redactions of ``record_id`` under ``spec``."""
     from consentgate.detect import Detector
-    from consentgate.policy import compile_sql, load_policy
+    from consentgate.policy import SqlTables, compile_sql, load_policy
 
     settings = settings or load_settings()
     now = datetime.now(timezone.utc)
@@ -55,26 +55,32 @@ def explain_record(spec: BuildSpec, record_id: str, *, settings: Settings | None
             rec = con.sql("SELECT * FROM records").to_arrow_table()
             if rec.num_rows == 0:
                 raise BuildError(f"record {record_id!r} is not in the records source", hint="Check the record id.", record=record_id)
-            names = [r[0] for r in con.execute("SELECT display_name FROM members ORDER BY member_id").fetchall()]
-            scan = Detector(member_names=names).scan(rec.column("text"))
-            topics = sorted({str(t) for t in scan.topics.column("topic").to_pylist()})
-            con.register("topics_in", pa.table({"record_id": [record_id] * len(topics), "topic": topics},
-                                               schema=pa.schema([("record_id", pa.string()), ("topic", pa.string())])))
-            con.execute("CREATE TEMP TABLE topics AS SELECT * FROM topics_in")
             con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(pinned.snapshot))})")
-            row = one(con.execute(compile_sql(policy, scope=scope, as_of=as_of)))
+            con.execute(f"CREATE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
+            screen = one(con.execute(compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS))))
             unknown = one(con.execute(
                 "SELECT count(*) FROM (SELECT unnest(participants) AS member_id FROM records) p "
                 "WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.member_id = p.member_id)"))
+            assert screen is not None and unknown is not None
+            scanned = screen[1] == "include" and not unknown[0]
+            topics: list[str] = []
+            row, spans = screen, []
+            if scanned:
+                names = [r[0] for r in con.execute("SELECT display_name FROM members ORDER BY member_id").fetchall()]
+                scan = Detector(member_names=names).scan(rec.column("text"))
+                topics = sorted({str(t) for t in scan.topics.column("topic").to_pylist()})
+                con.register("topics_in", pa.table({"record_id": [record_id] * len(topics), "topic": topics},
+                                                   schema=pa.schema([("record_id", pa.string()), ("topic", pa.string())])))
+                con.execute("CREATE TEMP TABLE topics AS SELECT * FROM topics_in")
+                row = one(con.execute(compile_sql(policy, scope=scope, as_of=as_of)))
+                spans = [{"entity_type": t, "start": s, "end": e, "strategy": strategies.get(t, "mask")} for t, s, e in zip(
+                    scan.spans.column("entity_type").to_pylist(), scan.spans.column("start").to_pylist(), scan.spans.column("end").to_pylist())]
             findings = _findings(con, policy, scope, as_of, rec, topics)
         finally:
             con.close()
-    assert row is not None and unknown is not None
-    spans = [{"entity_type": t, "start": s, "end": e, "strategy": strategies.get(t, "mask")}
-             for t, s, e in zip(scan.spans.column("entity_type").to_pylist(), scan.spans.column("start").to_pylist(),
-                                scan.spans.column("end").to_pylist())]
+    assert row is not None
     extra = ([REASON_DROP] if any(s["strategy"] == "drop_record" for s in spans) else []) + (
-        [REASON_UNKNOWN_PARTICIPANT] if unknown[0] else [])
+        [REASON_UNKNOWN_PARTICIPANT] if screen[1] == "include" and unknown[0] else [])
     reasons = sorted(set(row[2]) | set(extra))
     included = row[1] == "include" and not extra
     r = rec.to_pylist()[0]
@@ -82,8 +88,9 @@ def explain_record(spec: BuildSpec, record_id: str, *, settings: Settings | None
         "record_id": record_id, "decision": "include" if included else "exclude", "reasons": reasons,
         "policy_decision": row[1], "policy_reasons": list(row[2]), "build_reasons": extra, "findings": findings,
         "policy": f"{policy.name} {policy.version}", "scope": scope, "recipient": recipient, "as_of": as_of.isoformat(),
-        "policy_refused": publishable, "shard": shard_of(r["thread_id"] or r["record_id"], spec.shards),
-        "topics": topics, "redactions": spans if included else [],
+        "policy_refused": publishable,
+        "shard": shard_of(r["thread_id"] or r["record_id"], spec.shards) if included else None,
+        "content_scanned": scanned, "topics": topics, "redactions": spans if included else [],
         "category": r["category"], "author_id": r["author_id"], "participants": list(r["participants"]),
     }
 

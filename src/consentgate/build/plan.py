@@ -3,8 +3,12 @@
 A ``BuildPlan`` is everything an engine needs and nothing engine-specific:
 
 - the sources (``SourceSpec`` + ``Mapping``) and the consent snapshot file;
-- ``decide_sql``: the policy compiled to one standard SQL query over the tables
-  ``records``, ``members``, ``consent`` and ``topics`` (docs/interfaces.md);
+- ``screen_sql``: the policy compiled to one standard SQL query over the tables
+  ``records``, ``members``, ``consent`` and an empty ``no_topics`` (docs/interfaces.md):
+  every record decided without reading its content; only the records it includes
+  (the *candidates*) are scanned;
+- ``decide_sql``: the same policy over ``candidates`` (those records), ``members``,
+  ``consent`` and the detected ``topics``;
 - the per-batch steps ``annotate`` (shard + PII/topic detection) and ``redact``,
   plain picklable functions over Arrow record batches (``consentgate.build.steps``),
   so that DuckDB + a process pool runs them today and Spark's ``mapInArrow`` can
@@ -45,6 +49,7 @@ class BuildPlan:
     members: SourceSpec
     mapping: Mapping
     consent_snapshot: Path
+    screen_sql: str
     decide_sql: str
     shards: int
     slices: int

@@ -173,7 +173,8 @@ def _key(settings: Settings, strategies: dict[str, str]) -> bytes | None:
 def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = None, replace: bool = False,
               progress: bool | Progress = True, settings: Settings | None = None) -> BuildResult:
     """Build ``spec`` into ``spec.output`` (atomically); see docs/build-reference.md."""
-    from consentgate.policy import compile_policy, compile_sql, load_policy
+    from consentgate.build.decide import CANDIDATES, NO_TOPICS
+    from consentgate.policy import SqlTables, compile_policy, compile_sql, load_policy
 
     settings = settings or load_settings()
     n_workers = workers or settings.workers
@@ -197,10 +198,11 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             sink.phase("pin consent", None)
             pinned = pin_consent(spec, as_of, work)
             check_policy(policy, pinned.registry_url, as_of)
-            sql = compile_sql(policy, scope=scope, as_of=as_of)
+            screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS))
+            decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
             plan = BuildPlan(
                 name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
-                consent_snapshot=pinned.snapshot, decide_sql=sql, shards=spec.shards, slices=spec.slices,
+                consent_snapshot=pinned.snapshot, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
                 batch_size=min(settings.batch_size, 65536),
                 steps=StepConfig(spec.shards, {**strategies, TOPIC_ENTITY: "mask"}, key, (),
                                  tuple(e for e, s in strategies.items() if s == "drop_record"), compile_policy(policy).redact_topics()),

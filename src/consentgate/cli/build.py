@@ -59,7 +59,11 @@ def explain(
         print_json(info)
         return
     console.print(f"record {info['record_id']} ({info['category']}): {info['decision'].upper()}", markup=False, highlight=False, soft_wrap=True)
-    console.print(f"policy {info['policy']}, scope {info['scope']}, as of {info['as_of']}, shard {info['shard']}", markup=False, highlight=False, soft_wrap=True)
+    shard = "none (excluded)" if info["shard"] is None else info["shard"]
+    console.print(f"policy {info['policy']}, scope {info['scope']}, as of {info['as_of']}, shard {shard}", markup=False, highlight=False, soft_wrap=True)
+    if not info["content_scanned"]:
+        console.print("content not scanned: the record is excluded without it (topics and PII were not looked for)",
+                      markup=False, highlight=False, soft_wrap=True)
     if info["policy_refused"]:
         console.print(f"note: a build would refuse this policy: {info['policy_refused']}", markup=False, highlight=False, soft_wrap=True)
     for reason in info["reasons"]:
