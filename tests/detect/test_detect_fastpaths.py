@@ -56,3 +56,13 @@ def test_ascii_normalisation_equals_nfkc_casefold(value: str) -> None:
     from consentgate.detect.redact import _normalise
 
     assert _normalise("PERSON", value) == " ".join(unicodedata.normalize("NFKC", value).casefold().split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789 -./()+xXabÉé٣\x00\t")), max_size=30))
+def test_numeric_normalisation_equals_the_regex(value: str) -> None:
+    import re
+
+    from consentgate.detect.redact import _normalise
+
+    assert _normalise("PHONE_NUMBER", value) == re.sub(r"[^0-9A-Za-z]", "", value).upper()

@@ -36,6 +36,7 @@ STRATEGIES: Final = ("mask", "pseudonym", "drop_record")
 _SEVERITY: Final = {"mask": 0, "pseudonym": 1, "drop_record": 2}
 _NUMERIC: Final = frozenset({"PHONE_NUMBER", "CREDIT_CARD", "IBAN_CODE", "US_SSN"})
 _NON_ALNUM: Final = re.compile(r"[^0-9A-Za-z]")
+_DROP_ASCII_NON_ALNUM: Final = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isalnum()))
 
 
 @dataclass
@@ -49,6 +50,8 @@ class Redaction:
 
 def _normalise(entity_type: str, value: str) -> str:
     if entity_type in _NUMERIC:
+        if value.isascii():
+            return value.translate(_DROP_ASCII_NON_ALNUM).upper()  # the same as the regex, faster
         return _NON_ALNUM.sub("", value).upper()
     if value.isascii():
         return " ".join(value.lower().split())  # NFKC and casefold change no ASCII text but case
