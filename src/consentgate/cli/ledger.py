@@ -154,11 +154,14 @@ def snapshot(
 
 @app.command("verify")
 def verify(db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """Walk the hash chain; exit 1 naming the first bad sequence number if the ledger was tampered with."""
+    """Walk the hash chain and recompute the current state; exit 1 naming the first bad sequence number
+    (or the first member whose stored state disagrees with the events) if the ledger was tampered with."""
     with _open(db, create=False) as led:
         res = led.verify()
     if as_json:
         print_json(res.to_dict())
+    if not res.ok and res.first_bad_seq is None:  # chain intact, the maintained state is not
+        raise LedgerIntegrityError(f"ledger state does not match its events: {res.reason}")
     if not res.ok:
         raise LedgerIntegrityError(f"hash chain broken at seq {res.first_bad_seq}: {res.reason}", seq=res.first_bad_seq)
     if not as_json:
