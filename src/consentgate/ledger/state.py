@@ -41,6 +41,8 @@ VOCAB_CODES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("source", ("member", "gpc", "admin", "import")),
 )
 _BITS = 3
+# vocab >> KEY_SHIFT is the (purpose, scope) part: with member_id, a state key.
+KEY_SHIFT = _BITS * 2
 
 
 def _shift(i: int) -> int:
