@@ -14,6 +14,7 @@ import yaml
 
 from consentgate.datamodel import MEMBERS_SCHEMA, RECORDS_SCHEMA, UTC_TS
 from consentgate.policy import ConsentState, EvalContext, Member, Policy, Record, decide_arrow, evaluate, parse_policy
+from consentgate.policy.sql import compile_sql, reasons_of
 
 UTC = timezone.utc
 _CON = duckdb.connect(":memory:")  # one connection for the whole test session: connecting costs ~40 ms
@@ -154,7 +155,11 @@ def decide_both(
     )
     sql = {row["record_id"]: (row["decision"], tuple(row["reasons"])) for row in table.to_pylist()}
     assert len(sql) == len(python) == table.num_rows
+    masked = {r[0]: reasons_of(r[1], r[2]) for r in _CON.execute(
+        compile_sql(policy, scope=scope, as_of=as_of, output="mask")).fetchall()}
+    assert len(masked) == len(python)
     for rid, decision in python.items():
         assert sql[rid] == (decision.decision, decision.reasons), (rid, decision.reasons, sql[rid])
         assert (decision.decision == "include") == (decision.reasons == ())
+        assert masked[rid] == decision.reasons, (rid, decision.reasons, masked[rid])
     return {rid: d.reasons for rid, d in python.items()}

@@ -33,6 +33,7 @@ from consentgate.build.files import ROW_GROUP_ROWS, write_stream
 from consentgate.build.plan import BuildPlan
 from consentgate.build.sources import one, quote_str
 from consentgate.errors import BuildError
+from consentgate.policy.sql import reasons_of
 
 REASON_DROP = "PII_DROP_RECORD"
 REASON_UNKNOWN_PARTICIPANT = "PARTICIPANT_NOT_IN_MEMBERS"
@@ -47,6 +48,7 @@ DECISIONS_SCHEMA = pa.schema([
     pa.field("content_scanned", pa.bool_(), nullable=False),
 ])
 NO_TOPICS = "no_topics"
+_SCREEN_INCLUDES = "mask = 0 AND tcodes IS NULL"
 CANDIDATES = "candidates"
 
 
@@ -63,11 +65,12 @@ def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, source: str) -> int:
+def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, source: str,
+                         invalid_if: str = "decision IS NULL OR decision NOT IN ('include', 'exclude')") -> int:
     """Stop unless ``table`` holds exactly one valid decision per record of ``source``; return the record count."""
     want = _fingerprint(con, source)
     got = _fingerprint(con, table)
-    invalid = one(con.execute(f"SELECT count(*) FROM {table} WHERE decision IS NULL OR decision NOT IN ('include', 'exclude')"))
+    invalid = one(con.execute(f"SELECT count(*) FROM {table} WHERE {invalid_if}"))
     assert invalid is not None
     if got != want or invalid[0]:
         raise BuildError(
@@ -80,11 +83,13 @@ def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, source: str
 def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
     """Decide every record without content; create the ``candidates`` table; return how many records it holds."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE screen AS SELECT record_id, decision, reasons FROM ({plan.screen_sql})")
-    _check_policy_output(con, "screen", "records")
+    # The screen keeps each record's reason bits (``compile_sql(output="mask")``): 10M code lists cost more
+    # to build and hold than 10M integers; they are spelled out once per distinct mask when written.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE screen AS SELECT record_id, mask, tcodes FROM ({plan.screen_sql})")
+    _check_policy_output(con, "screen", "records", "mask IS NULL")
     # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at "
-                "FROM records r SEMI JOIN (SELECT record_id FROM screen WHERE decision = 'include') s ON s.record_id = r.record_id")
+                f"FROM records r SEMI JOIN (SELECT record_id FROM screen WHERE {_SCREEN_INCLUDES}) s ON s.record_id = r.record_id")
     con.execute(
         "CREATE OR REPLACE TEMP TABLE unknown_part AS SELECT DISTINCT x.record_id FROM "
         f"(SELECT record_id, unnest(participants) AS member_id FROM {CANDIDATES}) x "
@@ -130,32 +135,39 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
         FROM d
         WINDOW w AS (PARTITION BY shard, included ORDER BY created_at, record_id)
     """)
-    write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, con.sql(f"""
+    con.execute("CREATE OR REPLACE TEMP TABLE unscanned AS SELECT s.record_id, s.mask, coalesce(s.tcodes, '') AS tcodes FROM screen s "
+                "WHERE NOT EXISTS (SELECT 1 FROM cand c WHERE c.record_id = s.record_id)")
+    groups = con.execute("SELECT mask, tcodes, count(*) FROM unscanned GROUP BY ALL").fetchall()
+    names = {(int(m), str(t)): list(reasons_of(int(m), str(t))) or [REASON_UNKNOWN_PARTICIPANT] for m, t, _ in groups}
+    con.register("mask_names", pa.table({
+        "mask": pa.array([k[0] for k in names], pa.int64()), "tcodes": pa.array([k[1] for k in names], pa.string()),
+        "reasons": pa.array(list(names.values()), pa.list_(pa.string())),
+    }))
+    write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, con.sql("""
         SELECT record_id, decision, reasons, shard, slice, content_scanned FROM (
             SELECT record_id, decision, reasons, shard, slice, TRUE AS content_scanned FROM scanned
             UNION ALL
-            SELECT s.record_id, 'exclude', CASE WHEN s.decision = 'include' THEN ['{REASON_UNKNOWN_PARTICIPANT}'] ELSE s.reasons END,
-                   NULL, NULL, FALSE
-            FROM screen s WHERE NOT EXISTS (SELECT 1 FROM cand c WHERE c.record_id = s.record_id)
+            SELECT u.record_id, 'exclude', n.reasons, NULL, NULL, FALSE
+            FROM unscanned u JOIN mask_names n ON n.mask = u.mask AND n.tcodes = u.tcodes
         ) ORDER BY record_id
     """).to_arrow_reader(ROW_GROUP_ROWS))
+    con.unregister("mask_names")
     con.execute(
         f"COPY (SELECT record_id, shard, slice FROM scanned WHERE decision = 'include' ORDER BY shard, record_id) "
         f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
     )
-    counts = _counts(con, out / "decisions.parquet")
-    for table in ("scanned", "policy_out", "screen", "unknown_part", "cand", CANDIDATES):
+    by_reason: dict[str, int] = {}
+    for reasons, n in [(names[(int(m), str(t))], c) for m, t, c in groups] + con.execute("SELECT reasons, count(*) FROM scanned GROUP BY ALL").fetchall():
+        for r in reasons:
+            by_reason[str(r)] = by_reason.get(str(r), 0) + int(n)
+    counts = _counts(con, by_reason)
+    for table in ("scanned", "unscanned", "policy_out", "screen", "unknown_part", "cand", CANDIDATES):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)
 
 
-def _counts(con: duckdb.DuckDBPyConnection, decisions: Path) -> dict[str, Any]:
-    """Counts by decision and reason (from ``decisions.parquet``) and by category, region and tier of the author."""
-    path = quote_str(str(decisions))
-    by_reason: dict[str, int] = {}
-    for reasons, n in con.execute(f"SELECT reasons, count(*) FROM read_parquet({path}) GROUP BY reasons").fetchall():
-        for r in reasons:
-            by_reason[str(r)] = by_reason.get(str(r), 0) + int(n)
+def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int]) -> dict[str, Any]:
+    """Counts by decision, reason (given) and by category, region and tier of the author."""
     rows = con.execute(
         f"SELECT r.category, {REGION_SQL}, coalesce(m.tier, 'unknown'), "
         "CASE WHEN i.record_id IS NULL THEN 'exclude' ELSE 'include' END, count(*) "

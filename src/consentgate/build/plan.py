@@ -5,7 +5,8 @@ A ``BuildPlan`` is everything an engine needs and nothing engine-specific:
 - the sources (``SourceSpec`` + ``Mapping``) and the consent snapshot file;
 - ``screen_sql``: the policy compiled to one standard SQL query over the tables
   ``records``, ``members``, ``consent`` and an empty ``no_topics`` (docs/interfaces.md):
-  every record decided without reading its content; only the records it includes
+  every record decided without reading its content, returning each record's reason
+  bits (``compile_sql(output="mask")``); only the records it includes
   (the *candidates*) are scanned;
 - ``decide_sql``: the same policy over ``candidates`` (those records), ``members``,
   ``consent`` and the detected ``topics``;

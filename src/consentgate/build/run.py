@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -34,6 +35,34 @@ from consentgate.errors import BuildError
 SHARD_HASH = "sha256-first8-be-mod"
 
 
+class ChainCheck:
+    """The ledger's chain verification, running in a daemon thread while the build goes on.
+
+    Verifying walks and re-hashes every event (tens of seconds for millions of events);
+    it is pure Python and the build's own phases mostly wait on DuckDB and worker
+    processes, so the two overlap. The build joins it before anything is published.
+    """
+
+    def __init__(self, ledger: Any, label: str) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(ledger, label), name="consentgate-verify", daemon=True)
+        self._thread.start()
+
+    def _run(self, ledger: Any, label: str) -> None:
+        try:
+            _verify_chain(ledger, label)
+        except BaseException as exc:  # re-raised in the build's thread by ``result``
+            self._error = exc
+        finally:
+            ledger.close()
+
+    def result(self) -> None:
+        """Wait for the verification; raise what it raised (a broken chain stops the build)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 @dataclass(frozen=True)
 class PinnedConsent:
     snapshot: Path
@@ -42,6 +71,7 @@ class PinnedConsent:
     head_hash: str
     kind: str
     registry_url: str | None
+    check: ChainCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -64,8 +94,14 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def pin_consent(spec: BuildSpec, as_of: datetime, work: Path) -> PinnedConsent:
-    """Snapshot the consent ledger at ``as_of`` into ``work`` and record its head."""
+def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: bool = False) -> PinnedConsent:
+    """Snapshot the consent ledger at ``as_of`` into ``work`` and record its head.
+
+    The ledger's hash chain is verified too: before returning, or with ``background``
+    in a ``ChainCheck`` the caller must join (``PinnedConsent.check.result()``) before
+    publishing anything. An events file is loaded into a fresh ledger whose chain this
+    build has just written, so it is not re-verified.
+    """
     from consentgate.ledger import open_ledger
 
     consent = spec.sources.consent
@@ -81,12 +117,17 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path) -> PinnedConsent:
         ledger = open_ledger(f"sqlite:///{work / 'events-ledger.db'}", create=True)
         ledger.import_file(consent.events.path)
         kind, registry = "events", spec.policy.published_in
+    check: ChainCheck | None = None
     try:
-        _verify_chain(ledger, consent.ledger or str(consent.events.path if consent.events else ""))
+        if kind == "ledger" and not background:
+            _verify_chain(ledger, str(consent.ledger))
         info = ledger.snapshot(as_of, snapshot)
+        if kind == "ledger" and background:
+            check = ChainCheck(ledger, str(consent.ledger))  # closes the ledger when done
     finally:
-        ledger.close()
-    return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, registry)
+        if check is None:
+            ledger.close()
+    return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, registry, check)
 
 
 def _verify_chain(ledger: Any, label: str) -> None:
@@ -196,9 +237,9 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             work = tmp / "_work"
             work.mkdir()
             sink.phase("pin consent", None)
-            pinned = pin_consent(spec, as_of, work)
+            pinned = pin_consent(spec, as_of, work, background=True)
             check_policy(policy, pinned.registry_url, as_of)
-            screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS))
+            screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS), output="mask")
             decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
             plan = BuildPlan(
                 name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
@@ -209,6 +250,11 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             )
             timings = {"prepare": time.perf_counter() - t0}
             result = eng.run(plan, tmp, workers=n_workers, progress=sink)
+            if pinned.check is not None:
+                sink.phase("verify ledger chain", None)
+                t1 = time.perf_counter()
+                pinned.check.result()
+                result.timings["ledger_verify_wait"] = time.perf_counter() - t1
             shutil.rmtree(work)
             sink.phase("manifest", None)
             t1 = time.perf_counter()

@@ -126,6 +126,14 @@ def mask_codes() -> list[tuple[int, str]]:
     return pairs + [(_bit(c) * _PARTICIPANT_FACTOR, PARTICIPANT_PREFIX + c) for c in SUBJECT_CODES]
 
 
+def reasons_of(mask: int, tcodes: str | None = None) -> tuple[str, ...]:
+    """The sorted reason codes of a ``mask`` / ``tcodes`` pair from an ``output="mask"`` query."""
+    codes = {code for bit, code in mask_codes() if mask & bit}
+    if tcodes:
+        codes.update(tcodes.split("\x1f"))
+    return tuple(sorted(codes))
+
+
 def compile_sql(
     policy: Policy | CompiledPolicy,
     *,
@@ -133,11 +141,18 @@ def compile_sql(
     as_of: datetime,
     tables: SqlTables | None = None,
     dialect: Dialect = DUCKDB,
+    output: str = "reasons",
 ) -> str:
     """One SQL query deciding every record for ``scope`` at ``as_of`` (see module docstring).
 
+    ``output="reasons"`` returns ``record_id, decision, reasons``. ``output="mask"`` returns
+    ``record_id, mask, tcodes`` instead (the code bits and the separator-joined topic codes;
+    the record is included when both are empty, ``reasons_of`` spells them): cheaper for
+    an engine that keeps millions of decisions before writing them.
     Raises ``PolicyError`` when the policy names no recipient in ``scope``.
     """
+    if output not in ("reasons", "mask"):
+        raise ValueError(f"output must be 'reasons' or 'mask', not {output!r}")
     cp = policy if isinstance(policy, CompiledPolicy) else compile_policy(policy)
     required = check_scope(cp, scope)
     t = tables or SqlTables()
@@ -156,8 +171,11 @@ def compile_sql(
         _topic_codes_cte(cp, t, dialect),
         "fin AS (\n  SELECT a.record_id, a.mask | COALESCE(p.mask, 0) AS mask, ta.codes AS tcodes\n"
         "  FROM a_codes a LEFT JOIN p_agg p ON p.record_id = a.record_id LEFT JOIN ta ON ta.record_id = a.record_id\n)",
-        _names_cte(dialect),
     ]
+    if output == "mask":
+        header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name} output=mask\n"
+        return header + "WITH\n" + ",\n".join(ctes) + "\nSELECT record_id, mask, tcodes FROM fin"
+    ctes.append(_names_cte(dialect))
     select = (
         "SELECT f.record_id,\n  CASE WHEN f.mask = 0 AND f.tcodes IS NULL THEN 'include' ELSE 'exclude' END AS decision,\n"
         f"  CASE WHEN f.tcodes IS NULL THEN n.reasons ELSE {dialect.split_sorted_distinct(f'concat_ws({SEP}, n.codes, f.tcodes)')} END AS reasons\n"
