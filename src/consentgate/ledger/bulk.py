@@ -295,7 +295,7 @@ def append_table(ledger: Ledger, table: pa.Table, *, source_file: str = "") -> i
                 else:
                     _pg_copy(dbapi, rows)
                 seq, prev = rows[-1][0], rows[-1][-1]
-            state.advance(conn, before, (seq, prev))
+            state.advance(conn, before, (seq, prev), int(pc.max(table.column("recorded_at").cast(pa.int64())).as_py()))
     except LedgerError:
         raise
     except Exception as exc:  # raw driver errors (sqlite3 / psycopg) from the fast insert paths

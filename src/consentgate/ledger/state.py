@@ -120,18 +120,22 @@ def read_head(conn: Connection) -> StateHead | None:
     return None if row is None else StateHead(int(row[0]), str(row[1]), None if row[2] is None else int(row[2]))
 
 
-def advance(conn: Connection, before: tuple[int, str], after: tuple[int, str]) -> None:
-    """Bring the state from chain head ``before`` to ``after`` (call in the write transaction)."""
+def advance(conn: Connection, before: tuple[int, str], after: tuple[int, str], newest: int) -> None:
+    """Bring the state from chain head ``before`` to ``after`` (call in the write transaction);
+    ``newest`` is the greatest ``recorded_at`` (microseconds) of the events appended."""
     if before == after:
         return
-    head = read_head(conn)
-    if head is None or (head.seq, head.hash) != before:
+    # One statement moves the head row on, and only if it was at ``before``: two round
+    # trips per write (this and the upsert) keep single durable writes cheap.
+    moved = conn.execute(text(
+        "UPDATE consent_state_head SET head_seq = :s, head_hash = :h, max_recorded_at = "
+        "CASE WHEN max_recorded_at IS NULL OR max_recorded_at < :r THEN :r ELSE max_recorded_at END "
+        "WHERE id = 1 AND head_seq = :bs AND head_hash = :bh"),
+        {"s": after[0], "h": after[1], "r": newest, "bs": before[0], "bh": before[1]})
+    if moved.rowcount != 1:
         rebuild(conn, after)
         return
     _upsert(conn, before[0])
-    newest = conn.execute(text("SELECT max(recorded_at) FROM consent_events WHERE seq > :s"), {"s": before[0]}).scalar()
-    candidates = [v for v in (head.max_recorded_at, newest) if v is not None]
-    _set_head(conn, after, max(candidates) if candidates else None)
 
 
 def rebuild(conn: Connection, head: tuple[int, str]) -> None:
@@ -202,9 +206,10 @@ def _max_recorded(table: pa.Table) -> int | None:
 
 def _first_difference(expected: pa.Table, stored: pa.Table) -> StateProblem | None:
     """The first key (in key order) whose stored row differs from the expected one, or is missing / extra."""
-    exp, got = _by_key(expected), _by_key(stored)
-    if exp.equals(got):
+    exp, got = _normalised(expected), _normalised(stored)
+    if exp.equals(got):  # both come sorted by seq (unique): equal states give equal tables
         return None
+    exp, got = _by_key(exp), _by_key(got)
     # Hand-written merge walk (only on the failure path, after the fast equality check
     # failed): it names the first differing key in key order, which a join cannot.
     e_rows, g_rows = exp.to_pylist(), got.to_pylist()
@@ -231,9 +236,13 @@ def _row_key(row: dict[str, Any]) -> tuple[str, str, str]:
     return (str(row["member_id"]), str(row["purpose"]), str(row["scope"]))
 
 
-def _by_key(table: pa.Table) -> pa.Table:
+def _normalised(table: pa.Table) -> pa.Table:
+    """``STATE_COLS`` with plain types (times as integer microseconds), for comparison."""
     import pyarrow as pa
 
     types = {"seq": pa.int64(), "recorded_at": pa.int64(), "vocab": pa.int64()}
-    table = pa.table({c: table.column(c).cast(types.get(c, pa.string())) for c in STATE_COLS})
+    return pa.table({c: table.column(c).cast(types.get(c, pa.string())) for c in STATE_COLS})
+
+
+def _by_key(table: pa.Table) -> pa.Table:
     return table.sort_by([("member_id", "ascending"), ("purpose", "ascending"), ("scope", "ascending")])

@@ -126,7 +126,8 @@ class Ledger:
                 prev = event_hash(row)
                 _insert(conn, [(*row, prev)])
                 out.append(_stored((*row, prev)))
-            state.advance(conn, before, (seq, prev))
+            if seq > before[0]:
+                state.advance(conn, before, (seq, prev), max(to_micros(e.recorded_at) for e in out if e.seq > before[0]))
             return out
 
     def import_file(self, path: Path) -> int:
