@@ -66,3 +66,50 @@ def test_numeric_normalisation_equals_the_regex(value: str) -> None:
     from consentgate.detect.redact import _normalise
 
     assert _normalise("PHONE_NUMBER", value) == re.sub(r"[^0-9A-Za-z]", "", value).upper()
+
+
+_EDGE_NAMES = ["Ann", "Bo", "Zoë", "Al", "Annabel", "Con", "Li"]
+
+
+def _scanners() -> tuple[object, object]:
+    from consentgate.detect import backend as B
+    from consentgate.detect.patterns import PATTERNS
+
+    lits = [[B.Literal(n) for n in _EDGE_NAMES] + [B.Literal("sick leave", caseless=True)]]
+    with_edge = B.HyperscanScanner(PATTERNS[:1], lits)
+    saved = B.EDGE_MAX_BYTES
+    B.EDGE_MAX_BYTES = 0  # every literal a plain literal
+    try:
+        plain = B.HyperscanScanner(PATTERNS[:1], lits)
+    finally:
+        B.EDGE_MAX_BYTES = saved
+    return with_edge, plain
+
+
+_SCANNERS: list[tuple[object, object]] = []
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_EDGE_NAMES + ["gratulations", "a", " ", ".", "-", "é", "日", "🎉", "_", "1", "\x00", "’", "Sick Leave"]), max_size=14).map("".join))
+def test_short_names_checked_in_hyperscan_give_the_plain_literal_hits(text: str) -> None:
+    if not _SCANNERS:
+        _SCANNERS.append(_scanners())
+    with_edge, plain = _SCANNERS[0]
+    buf = b"\x00" + text.encode() + b"\x00"
+
+    def hits(scanner: object) -> list[tuple[int, int, int]]:
+        h = scanner.scan(buf)  # type: ignore[attr-defined]
+        return sorted(zip(h.pid.tolist(), h.start.tolist(), h.end.tolist()))
+
+    assert hits(with_edge) == hits(plain)
+
+
+def test_short_names_are_found_at_word_edges_only() -> None:
+    if not _SCANNERS:
+        _SCANNERS.append(_scanners())
+    with_edge, _ = _SCANNERS[0]
+    text = "Con, Congratulations Ann! Anna Bo🎉 Bo日 Zoë."  # CJK counts as a word character
+    buf = b"\x00" + text.encode() + b"\x00"
+    h = with_edge.scan(buf)  # type: ignore[attr-defined]
+    found = sorted(buf[s:e].decode() for s, e in zip(h.start.tolist(), h.end.tolist()))
+    assert found == ["Ann", "Bo", "Con", "Zoë"]

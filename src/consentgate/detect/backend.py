@@ -200,6 +200,7 @@ class HyperscanScanner:
     name: str = "hyperscan"
     _regex_db: Any = field(init=False, default=None)
     _lit_dbs: list[Any] = field(init=False, default_factory=list)
+    _edge_db: Any = field(init=False, default=None)
     _lit_len: I64 = field(init=False)
 
     def __post_init__(self) -> None:
@@ -219,10 +220,14 @@ class HyperscanScanner:
         all_lits = [lit for group in self.literal_groups for lit in group]
         self._lit_len = np.array([len(x.text.encode()) for x in all_lits], dtype=np.int64)
         base = len(pats)
+        short: list[tuple[int, Literal]] = []
         for group in self.literal_groups:
-            if group:
-                self._lit_dbs.append(_compile_literals(list(group), base))
+            longer = [(base + i, lit) for i, lit in enumerate(group) if not _edge_checked(lit)]
+            short += [(base + i, lit) for i, lit in enumerate(group) if _edge_checked(lit)]
+            if longer:
+                self._lit_dbs.append(_compile_literals(longer))
             base += len(group)
+        self._edge_db = _compile_edge_literals(short) if short else None
 
     def scan(self, buf: bytes) -> Hits:
         arr = np.frombuffer(buf, dtype=np.uint8)
@@ -234,28 +239,58 @@ class HyperscanScanner:
                 s = s + lead_len(arr[s])
                 e = e - last_char_len(arr, e)
                 parts.append(Hits(pid, s, e))
-        for lit_db in self._lit_dbs:
+        dbs = [(db, 0) for db in self._lit_dbs] + ([(self._edge_db, 1)] if self._edge_db is not None else [])
+        for lit_db, edge in dbs:
             raw = _collect(lit_db, buf)
             if raw.size:
-                pid, e = raw[:, 0], raw[:, 2]
+                pid, e = raw[:, 0], raw[:, 2] - edge  # an edge pattern's end includes the byte after the name
                 s = e - self._lit_len[pid - len(self.patterns)]
                 ok = boundary_ok(arr, s, e)
                 parts.append(Hits(pid[ok], s[ok], e[ok]))
         return _concat(parts)
 
 
-def _compile_literals(lits: list[Literal], base: int) -> Any:
+def _compile_literals(lits: list[tuple[int, Literal]]) -> Any:
     import hyperscan as hs
 
-    lexprs = [x.text.encode() for x in lits]
-    lflags = [hs.HS_FLAG_CASELESS if x.caseless else 0 for x in lits]
+    lexprs = [x.text.encode() for _, x in lits]
+    lflags = [hs.HS_FLAG_CASELESS if x.caseless else 0 for _, x in lits]
+    ids = [i for i, _ in lits]
 
     def compile_lits() -> Any:
         db = hs.Database(mode=hs.HS_MODE_BLOCK)
-        db.compile(expressions=lexprs, ids=list(range(base, base + len(lexprs))), elements=len(lexprs), flags=lflags, literal=True)
+        db.compile(expressions=lexprs, ids=ids, elements=len(lexprs), flags=lflags, literal=True)
         return db
 
-    return _cached_db(["lit", str(base)] + [f"{x.caseless}:{x.text}" for x in lits], compile_lits)
+    return _cached_db(["lit", str(ids[0])] + [f"{i}:{x.caseless}:{x.text}" for i, x in lits], compile_lits)
+
+
+# Short case-sensitive names ("Con", "Hell", "Tal") are mostly the start of a longer
+# word ("Congrats", "Hello"); as plain literals they cost one Python callback per
+# such hit (over half of all literal hits on message text). They are compiled
+# instead as "name + one byte that is not a word byte" (the same byte test as
+# ``boundary_ok``), so Hyperscan drops those hits itself. Longer names stay plain
+# literals: as patterns they would make the cold compile much slower.
+EDGE_MAX_BYTES: Final = 3
+_NOT_WORD_BYTE: Final = "[" + "".join(f"\\x{b:02x}" for b in range(256) if not _WORD_TABLE[b]) + "]"
+
+
+def _edge_checked(lit: Literal) -> bool:
+    return not lit.caseless and len(lit.text.encode()) <= EDGE_MAX_BYTES
+
+
+def _compile_edge_literals(lits: list[tuple[int, Literal]]) -> Any:
+    import hyperscan as hs
+
+    exprs = ["".join(f"\\x{b:02x}" for b in x.text.encode()).encode() + _NOT_WORD_BYTE.encode() for _, x in lits]
+    ids = [i for i, _ in lits]
+
+    def compile_edge() -> Any:
+        db = hs.Database(mode=hs.HS_MODE_BLOCK)
+        db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=[0] * len(exprs))
+        return db
+
+    return _cached_db(["lit-edge"] + [f"{i}:{x.text}" for i, x in lits], compile_edge)
 
 
 def _collect(db: Any, buf: bytes) -> npt.NDArray[np.int64]:
