@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -36,31 +35,63 @@ SHARD_HASH = "sha256-first8-be-mod"
 
 
 class ChainCheck:
-    """The ledger's chain verification, running in a daemon thread while the build goes on.
+    """The ledger's chain verification, running in a separate process while the build goes on.
 
-    Verifying walks and re-hashes every event (tens of seconds for millions of events);
-    it is pure Python and the build's own phases mostly wait on DuckDB and worker
-    processes, so the two overlap. The build joins it before anything is published.
+    Verifying walks and re-hashes every event (tens of seconds for millions of events,
+    pure Python); in its own process it neither holds up the build's phases nor
+    competes for their interpreter lock. The build joins it before anything is
+    published; the process is stopped if the build fails first.
     """
 
-    def __init__(self, ledger: Any, label: str) -> None:
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, args=(ledger, label), name="consentgate-verify", daemon=True)
-        self._thread.start()
+    def __init__(self, url: str) -> None:
+        import multiprocessing
 
-    def _run(self, ledger: Any, label: str) -> None:
-        try:
-            _verify_chain(ledger, label)
-        except BaseException as exc:  # re-raised in the build's thread by ``result``
-            self._error = exc
-        finally:
-            ledger.close()
+        ctx = multiprocessing.get_context("spawn")
+        self._recv, send = ctx.Pipe(duplex=False)
+        self._proc = ctx.Process(target=_verify_in_child, args=(url, send), name="consentgate-verify", daemon=True)
+        self._proc.start()
+        send.close()
+        self.url = url
 
     def result(self) -> None:
-        """Wait for the verification; raise what it raised (a broken chain stops the build)."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
+        """Wait for the verification; raise ``LedgerIntegrityError`` (or what failed) when it did not pass."""
+        try:
+            outcome = self._recv.recv()
+        except EOFError:
+            outcome = ("error", "the verification process ended without a result")
+        self._proc.join()
+        if outcome[0] == "broken":
+            from consentgate.errors import LedgerIntegrityError
+
+            raise LedgerIntegrityError(outcome[1], hint="Run `consentgate ledger verify` and restore the ledger before building.",
+                                       source=self.url)
+        if outcome[0] != "ok":
+            raise BuildError(f"verifying the consent ledger failed: {outcome[1]}", hint="Run `consentgate ledger verify` for details.")
+
+    def stop(self) -> None:
+        if self._proc.is_alive():
+            self._proc.terminate()
+        self._proc.join()
+
+
+def _verify_in_child(url: str, send: Any) -> None:
+    """Child process: verify the ledger at ``url`` and send ``(status, message)``."""
+    from consentgate.errors import ConsentGateError, LedgerIntegrityError
+    from consentgate.ledger import open_ledger
+
+    try:
+        ledger = open_ledger(url, create=False)
+        try:
+            _verify_chain(ledger, url)
+        finally:
+            ledger.close()
+        send.send(("ok", ""))
+    except LedgerIntegrityError as exc:
+        send.send(("broken", exc.message))
+    except ConsentGateError as exc:
+        send.send(("error", exc.message))
+    except Exception as exc:  # noqa: BLE001  (reported in the parent; never the ledger's contents)
+        send.send(("error", type(exc).__name__))
 
 
 @dataclass(frozen=True)
@@ -119,14 +150,17 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: boo
         kind, registry = "events", spec.policy.published_in
     check: ChainCheck | None = None
     try:
-        if kind == "ledger" and not background:
+        if kind == "ledger" and background:
+            check = ChainCheck(str(consent.ledger))
+        elif kind == "ledger":
             _verify_chain(ledger, str(consent.ledger))
         info = ledger.snapshot(as_of, snapshot)
-        if kind == "ledger" and background:
-            check = ChainCheck(ledger, str(consent.ledger))  # closes the ledger when done
+    except BaseException:
+        if check is not None:
+            check.stop()
+        raise
     finally:
-        if check is None:
-            ledger.close()
+        ledger.close()
     return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, registry, check)
 
 
@@ -214,8 +248,7 @@ def _key(settings: Settings, strategies: dict[str, str]) -> bytes | None:
 def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = None, replace: bool = False,
               progress: bool | Progress = True, settings: Settings | None = None) -> BuildResult:
     """Build ``spec`` into ``spec.output`` (atomically); see docs/build-reference.md."""
-    from consentgate.build.decide import CANDIDATES, NO_TOPICS
-    from consentgate.policy import SqlTables, compile_policy, compile_sql, load_policy
+    from consentgate.policy import load_policy
 
     settings = settings or load_settings()
     n_workers = workers or settings.workers
@@ -238,18 +271,14 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             work.mkdir()
             sink.phase("pin consent", None)
             pinned = pin_consent(spec, as_of, work, background=True)
-            check_policy(policy, pinned.registry_url, as_of)
-            screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS), output="mask")
-            decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
-            plan = BuildPlan(
-                name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
-                consent_snapshot=pinned.snapshot, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
-                batch_size=min(settings.batch_size, 65536),
-                steps=StepConfig(spec.shards, {**strategies, TOPIC_ENTITY: "mask"}, key, (),
-                                 tuple(e for e, s in strategies.items() if s == "drop_record"), compile_policy(policy).redact_topics()),
-            )
-            timings = {"prepare": time.perf_counter() - t0}
-            result = eng.run(plan, tmp, workers=n_workers, progress=sink)
+            pinned_s = time.perf_counter() - t0
+            try:
+                result = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pinned, tmp, n_workers, sink)
+            except BaseException:
+                if pinned.check is not None:
+                    pinned.check.stop()
+                raise
+            timings = {"prepare": pinned_s + result.timings.pop("prepare")}
             if pinned.check is not None:
                 sink.phase("verify ledger chain", None)
                 t1 = time.perf_counter()
@@ -272,6 +301,29 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
         sink.close()
         hasher.shutdown(wait=False, cancel_futures=True)
     return BuildResult(output=spec.output, manifest=stamped)
+
+
+def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datetime, strategies: dict[str, str], key: bytes | None,
+                settings: Settings, pinned: PinnedConsent, tmp: Path, n_workers: int, sink: Progress) -> EngineResult:
+    """Check the policy against the pinned registry, compile the plan and run it on ``eng``."""
+    from consentgate.build.decide import CANDIDATES, NO_TOPICS
+    from consentgate.policy import SqlTables, compile_policy, compile_sql
+
+    t0 = time.perf_counter()
+    check_policy(policy, pinned.registry_url, as_of)
+    screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS), output="mask")
+    decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
+    plan = BuildPlan(
+        name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
+        consent_snapshot=pinned.snapshot, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
+        batch_size=min(settings.batch_size, 65536),
+        steps=StepConfig(spec.shards, {**strategies, TOPIC_ENTITY: "mask"}, key, (),
+                         tuple(e for e, s in strategies.items() if s == "drop_record"), compile_policy(policy).redact_topics()),
+    )
+    prepared = time.perf_counter() - t0
+    result = eng.run(plan, tmp, workers=n_workers, progress=sink)
+    result.timings["prepare"] = prepared
+    return result  # type: ignore[no-any-return]
 
 
 def _progress(progress: bool | Progress) -> Progress:
