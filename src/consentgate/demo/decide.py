@@ -37,7 +37,7 @@ def build_and_count(paths: DemoPaths, prepared: Prepared, *, as_of: datetime, pr
     result = run_build(load_spec(paths.spec), progress=progress, settings=demo_settings())
     records = pq.read_table(paths.data / "records.parquet", columns=["record_id", "category", "author_id"])
     members = pq.read_table(paths.data / "members.parquet", columns=["member_id", "country", "subdivision"])
-    decisions = _align(records, pq.read_table(paths.dataset / "decisions.parquet", columns=["record_id", "decision", "reasons"]))
+    decisions = _align(records, pq.read_table(paths.dataset / "decisions.parquet", columns=["record_id", "decision", "reasons", "content_scanned"]))
     story_included, story_private = _story(paths, prepared, as_of)
     kept = pc.equal(decisions.column("decision"), "include")
     by_category, by_region = _groups(records, members, kept)
@@ -50,6 +50,7 @@ def build_and_count(paths: DemoPaths, prepared: Prepared, *, as_of: datetime, pr
         story_policy=f"{prepared.story.name} {prepared.story.version}, scope affiliate",
         records_in=records.num_rows,
         records_out=int(pc.sum(kept).as_py() or 0),
+        records_scanned=int(pc.sum(decisions.column("content_scanned")).as_py() or 0),
         by_category=by_category,
         by_region=by_region,
         top_reasons=reasons.most_common(8),

@@ -56,6 +56,7 @@ class DemoResult:
     story_policy: str
     records_in: int
     records_out: int
+    records_scanned: int = 0  # records whose text was read at all (the rest were excluded without it)
     # (group key) -> (included, excluded)
     by_category: dict[str, tuple[int, int]] = field(default_factory=dict)
     by_region: dict[str, tuple[int, int]] = field(default_factory=dict)

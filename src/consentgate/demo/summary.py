@@ -39,6 +39,11 @@ def print_summary(console: Console, result: DemoResult) -> None:
         f"[bold]excluded[/bold] {result.records_in - result.records_out:,}"
     )
     console.print(
+        f"[bold]Text read[/bold] for {result.records_scanned:,} records only; the other "
+        f"{result.records_in - result.records_scanned:,} were excluded on consent, region, category or contract "
+        "without their content ever being scanned."
+    )
+    console.print(
         f"[bold]For contrast[/bold], the story's policy ({result.story_policy}) would have let in "
         f"{result.story_included:,} records, {result.story_private_messages:,} of them private messages "
         "(direct or InMail). It is not written out."
