@@ -176,3 +176,21 @@ def test_pseudonym_key_is_required(network: Path, write_spec: Callable[..., Path
 
     with pytest.raises(BuildError, match="pseudonym key"):
         run_build(load_spec(write_spec(network)), workers=1, progress=False, settings=load_settings(pseudonym_key=None))
+
+
+def test_manifest_group_counts_match_the_decisions(built: Path, network: Path) -> None:
+    """by_category / by_region / by_tier in the manifest, recomputed from decisions.parquet and the sources."""
+    from collections import Counter
+
+    counts = read_manifest(built / "manifest.json")["counts"]
+    decided = {d["record_id"]: d["decision"] for d in pq.read_table(built / "decisions.parquet", columns=["record_id", "decision"]).to_pylist()}
+    members = {m["member_id"]: m for m in pq.read_table(network / "data" / "members.parquet").to_pylist()}
+    want: dict[str, Counter[tuple[str, str]]] = {"by_category": Counter(), "by_region": Counter(), "by_tier": Counter()}
+    for r in pq.read_table(network / "data" / "records.parquet", columns=["record_id", "category", "author_id"]).to_pylist():
+        m = members.get(r["author_id"])
+        region = (m["subdivision"] or m["country"]) if m else "unknown"
+        for split, key in (("by_category", r["category"]), ("by_region", region), ("by_tier", m["tier"] if m else "unknown")):
+            want[split][(key, decided[r["record_id"]])] += 1
+    for split, counter in want.items():
+        got = {(k, d): n for k, per in counts[split].items() for d, n in per.items()}
+        assert got == dict(counter), split

@@ -168,12 +168,19 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
 
 def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int]) -> dict[str, Any]:
     """Counts by decision, reason (given) and by category, region and tier of the author."""
-    rows = con.execute(
-        f"SELECT r.category, {REGION_SQL}, coalesce(m.tier, 'unknown'), "
-        "CASE WHEN i.record_id IS NULL THEN 'exclude' ELSE 'include' END, count(*) "
-        "FROM (SELECT record_id, category, author_id FROM records) r LEFT JOIN members m ON m.member_id = r.author_id "
-        "LEFT JOIN (SELECT record_id FROM scanned WHERE decision = 'include') i ON i.record_id = r.record_id GROUP BY ALL"
-    ).fetchall()
+    # All records by group (one join with members), then the included ones (a small join); excluded = all - included.
+    group = f"category, {REGION_SQL} AS region, coalesce(m.tier, 'unknown') AS tier"
+    every = con.execute(f"SELECT {group}, count(*) FROM (SELECT category, author_id FROM records) r "
+                        "LEFT JOIN members m ON m.member_id = r.author_id GROUP BY ALL").fetchall()
+    kept = {tuple(k[:3]): int(k[3]) for k in con.execute(
+        f"SELECT {group}, count(*) FROM (SELECT c.category, c.author_id FROM {CANDIDATES} c "
+        "SEMI JOIN (SELECT record_id FROM scanned WHERE decision = 'include') i ON i.record_id = c.record_id) r "
+        "LEFT JOIN members m ON m.member_id = r.author_id GROUP BY ALL").fetchall()}
+    rows = []
+    for category, region, tier, n in every:
+        inc = kept.get((category, region, tier), 0)
+        rows += [(category, region, tier, "include", inc)] if inc else []
+        rows += [(category, region, tier, "exclude", int(n) - inc)] if int(n) > inc else []
     splits: list[dict[str, dict[str, int]]] = [{}, {}, {}]
     by_decision: dict[str, int] = {}
     for category, region, tier, decision, n in rows:
