@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from consentgate.build.decide import NO_TOPICS, REASON_DROP, REASON_UNKNOWN_PARTICIPANT
-from consentgate.build.duckdb_engine import connect
+from consentgate.build.duckdb_engine import DISTINCT_NAMES, connect
 from consentgate.build.run import check_as_of, check_policy, pin_consent, resolve_scope, strategies_for
 from consentgate.build.sharding import shard_of
 from consentgate.build.sources import one, open_source, quote_str
@@ -66,7 +66,7 @@ def explain_record(spec: BuildSpec, record_id: str, *, settings: Settings | None
             topics: list[str] = []
             row, spans = screen, []
             if scanned:
-                names = [r[0] for r in con.execute("SELECT display_name FROM members ORDER BY member_id").fetchall()]
+                names = [r[0] for r in con.execute(DISTINCT_NAMES).fetchall()]
                 scan = Detector(member_names=names).scan(rec.column("text"))
                 topics = sorted({str(t) for t in scan.topics.column("topic").to_pylist()})
                 con.register("topics_in", pa.table({"record_id": [record_id] * len(topics), "topic": topics},
