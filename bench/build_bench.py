@@ -160,9 +160,12 @@ def main() -> None:
             rss_max.append(m)
             phases.append(t)
             print(f"  {n:,} rep {rep + 1}: copy {copies[-1]:.1f} s, build {b:.1f} s, tree RSS {s / 2**30:.2f} GiB, phases {t}", flush=True)
+        manifest = json.loads((folder / "out" / "dataset" / "manifest.json").read_text(encoding="utf-8"))
+        scanned = int(manifest["counts"].get("content_scanned", n))
         copy_s, build_s = statistics.median(copies), statistics.median(builds)
         med_phases = {k: round(statistics.median(p[k] for p in phases), 1) for k in phases[0]}
-        results[n] = {"copy": copy_s, "build": build_s, "rss": max(rss_sum), "rss_max": max(rss_max), "phases": med_phases}
+        results[n] = {"copy": copy_s, "build": build_s, "rss": max(rss_sum), "rss_max": max(rss_max), "phases": med_phases,
+                      "scanned": scanned}
     lines.append("| records | members | copy s (median) | build s (median) | build : copy | records/s | peak RSS tree | peak RSS largest process |")
     lines.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for n, r in results.items():
@@ -170,6 +173,7 @@ def main() -> None:
                      f"| {n / r['build']:,.0f} | {r['rss'] / 2**30:.2f} GiB | {r['rss_max'] / 2**30:.2f} GiB |")
     for n, r in results.items():
         lines.append(f"phases {n:,} (median s): {r['phases']}")
+        lines.append(f"text scanned {n:,}: {r['scanned']:,} records ({100 * r['scanned'] / n:.1f}%); the rest excluded by the screen")
     if len(sizes) >= 2:
         small, large = min(sizes), max(sizes)
         lines.append(f"time ratio {large:,} : {small:,} = {results[large]['build'] / results[small]['build']:.2f} "
@@ -177,7 +181,8 @@ def main() -> None:
     text = "\n".join(lines)
     print(text)
     args.save.parent.mkdir(parents=True, exist_ok=True)
-    args.save.write_text(text + "\n", encoding="utf-8")
+    with args.save.open("a", encoding="utf-8") as fh:  # keep earlier runs
+        fh.write(f"\n# run of {time.strftime('%Y-%m-%dT%H:%MZ', time.gmtime())}\n{text}\n")
 
 
 if __name__ == "__main__":

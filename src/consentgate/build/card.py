@@ -85,7 +85,8 @@ def render_card(m: dict[str, Any]) -> str:
               "- Each record was decided by the policy's compiled SQL against that snapshot; every decision and its reasons "
               "are in `decisions.parquet`.", ""]
     lines += ["## Counts", "", "| | records |", "| --- | ---: |",
-              f"| input | {counts['records']} |", f"| included | {included} |", f"| excluded | {excluded} |", ""]
+              f"| input | {counts['records']} |", f"| included | {included} |", f"| excluded | {excluded} |",
+              f"| text scanned (the rest were excluded without reading it) | {counts.get('content_scanned', 'n/a')} |", ""]
     lines += _table("Included / excluded by category", counts["by_category"])
     lines += _table("Included / excluded by region of the author", counts["by_region"])
     lines += _table("Included / excluded by tier of the author", counts["by_tier"])

@@ -161,6 +161,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
         for r in reasons:
             by_reason[str(r)] = by_reason.get(str(r), 0) + int(n)
     counts = _counts(con, by_reason)
+    counts["content_scanned"] = int(one(con.execute("SELECT count(*) FROM cand"))[0])  # type: ignore[index]
     for table in ("scanned", "unscanned", "policy_out", "screen", "unknown_part", "cand", CANDIDATES):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)

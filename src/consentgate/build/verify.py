@@ -110,6 +110,10 @@ def _check_counts(folder: Path, manifest: dict[str, Any], problems: list[str]) -
         dup = one(con.execute(f"SELECT count(*) - count(DISTINCT record_id) FROM read_parquet('{decisions}')"))
         if dup and dup[0]:
             problems.append(f"decisions.parquet: {dup[0]} duplicated record ids")
+        scanned = one(con.execute(f"SELECT count(*) FILTER (WHERE content_scanned) FROM read_parquet('{decisions}')"))
+        if scanned is None or int(scanned[0]) != counts.get("content_scanned"):
+            problems.append(f"decisions.parquet: {scanned[0] if scanned else '?'} records with content scanned, "
+                            f"the manifest says {counts.get('content_scanned')}")
         reasons = dict(con.execute(f"SELECT r, count(*) FROM (SELECT unnest(reasons) r FROM read_parquet('{decisions}')) GROUP BY 1").fetchall())
         if {k: int(v) for k, v in reasons.items()} != counts.get("by_reason"):
             problems.append("decisions.parquet: counts by reason differ from the manifest")
