@@ -13,7 +13,9 @@ Measures, in the same run and on the same texts:
 Presidio is not a consentgate dependency; install it for this script only:
     .venv/bin/pip install presidio-analyzer==2.2.366 presidio-anonymizer==2.2.366
 Run:  .venv/bin/python bench/detect_vs_presidio.py [--records 1000000] [--reps 3]
-Figures are medians of --reps repetitions. The machine may be shared; compare ratios.
+Figures are medians of --reps repetitions (at least 5 for the side-by-side timings,
+which alternate the tools round by round so that load from other work on a shared
+machine hits both). Compare ratios.
 """
 
 from __future__ import annotations
@@ -45,6 +47,22 @@ def median_time(fn: Callable[[], Any], reps: int) -> tuple[float, Any]:
         result = fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times), result
+
+
+def interleaved(fns: dict[str, Callable[[], Any]], reps: int) -> tuple[dict[str, float], dict[str, Any]]:
+    """Median time of each function over ``reps`` rounds, one call of each per round.
+
+    Alternating the tools means a burst of load from other work on this shared
+    machine slows both, instead of whichever happened to be running.
+    """
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    results: dict[str, Any] = {}
+    for _ in range(reps):
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}, results
 
 
 def presidio_engines() -> tuple[Any, Any]:
@@ -91,12 +109,19 @@ def section_labelled(reps: int, lines: list[str]) -> None:
     mb = sum(len(t.encode()) for t in texts) / 1e6
     detector = Detector(backend="hyperscan")
     run_consentgate(detector, arr)  # warm (database cache, lexicons)
-    cg_s, cg_spans = median_time(lambda: run_consentgate(detector, arr), max(reps, 5))
     analyzer, anonymizer = presidio_engines()
-    pr_s, pr_out = median_time(lambda: run_presidio(analyzer, anonymizer, texts), reps)
     re2 = Detector(backend="re2")
     run_consentgate(re2, arr)
-    re_s, _ = median_time(lambda: run_consentgate(re2, arr), reps)
+    med, out = interleaved(
+        {
+            "presidio": lambda: run_presidio(analyzer, anonymizer, texts),
+            "cg": lambda: run_consentgate(detector, arr),
+            "re2": lambda: run_consentgate(re2, arr),
+        },
+        max(reps, 5),
+    )
+    pr_s, cg_s, re_s = med["presidio"], med["cg"], med["re2"]
+    pr_out, cg_spans = out["presidio"], out["cg"]
     n = len(texts)
     lines.append(f"## 1. presidio-research synth_dataset_v2 ({n} texts, {mb:.2f} MB), detect + redact, one core")
     lines.append(f"{'tool':34} {'texts/s':>10} {'MB/s':>8} {'ratio':>8}")
@@ -143,9 +168,12 @@ def section_generated(records: int, reps: int, lines: list[str], workdir: Path) 
     sample = table.column("text").slice(0, 2000).combine_chunks()
     sample_texts = sample.to_pylist()
     run_consentgate(detector, sample)
-    cg_s, _ = median_time(lambda: run_consentgate(detector, sample), max(reps, 5))
     analyzer, anonymizer = presidio_engines()
-    pr_s, _ = median_time(lambda: run_presidio(analyzer, anonymizer, sample_texts), reps)
+    med, _ = interleaved(
+        {"presidio": lambda: run_presidio(analyzer, anonymizer, sample_texts), "cg": lambda: run_consentgate(detector, sample)},
+        max(reps, 5),
+    )
+    pr_s, cg_s = med["presidio"], med["cg"]
     lines.append("")
     lines.append(f"## 2. generated demo records (generate_network, seed 11; {n:,} records generated in {gen_s:.1f} s)")
     lines.append(f"2,000-record sample, detect + redact, one core: Presidio {2000 / pr_s:,.0f} texts/s, "
