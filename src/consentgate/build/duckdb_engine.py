@@ -47,7 +47,8 @@ from consentgate.errors import BuildError
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
 _MEMORY_MAIN = "1GB"
 _MEMORY_WORKER = "512MB"
-_MEMORY_DECIDE = "2GB"
+_MEMORY_DECIDE = "1536MB"
+_MEMORY_DETECT = "384MB"
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
 
@@ -226,9 +227,10 @@ class DuckDBEngine:
 
             t0 = time.perf_counter()
             progress.phase("screen", None)
-            con.execute(f"SET memory_limit = '{_MEMORY_DECIDE}'")  # no workers yet
+            # 1 GB even though no worker runs yet: the ledger's chain check runs beside it (``run.ChainCheck``).
             candidates = decide.run_screen(con, plan)
-            con.execute(f"SET memory_limit = '{_MEMORY_MAIN}'")
+            # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
+            con.execute(f"SET memory_limit = '{_MEMORY_DETECT}'")
             timings["screen"] = time.perf_counter() - t0
 
             # Detection workers hold a detector (large with many member names); they are let go
