@@ -286,3 +286,20 @@ def test_build_refuses_a_ledger_whose_chain_is_broken(small_network: Path, write
         db.execute("DELETE FROM consent_events WHERE seq = (SELECT min(seq) FROM consent_events WHERE choice = 'deny')")
     err = _fails(write_spec(net), settings, LedgerIntegrityError, "hash chain is broken")
     assert "refusing to build" in err.message
+
+
+def test_a_build_where_the_screen_admits_nothing(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    """Every record excluded on metadata: no text is scanned, nothing is included, and the folder still verifies."""
+    from consentgate.build import verify_build
+
+    t = _records(small_network)
+    t = t.set_column(t.schema.get_field_index("category"), "category", pa.array(["poll"] * t.num_rows))
+    bad = _write_records(tmp_path, t)
+    result = run_build(load_spec(write_spec(small_network, sources=_sources(small_network, records=str(bad)))),
+                       workers=2, progress=False, settings=settings)
+    d = pq.read_table(result.output / "decisions.parquet")
+    assert d.num_rows == t.num_rows
+    assert set(d.column("decision").to_pylist()) == {"exclude"} and not any(d.column("content_scanned").to_pylist())
+    assert all("UNKNOWN_CATEGORY" in r for r in d.column("reasons").to_pylist())
+    assert result.counts["content_scanned"] == 0 and sum(result.manifest["sharding"]["rows"]) == 0
+    assert verify_build(result.output).ok

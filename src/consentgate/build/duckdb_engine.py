@@ -108,8 +108,9 @@ def write_shard(cfg: StepConfig, k: int, work: Path, out: Path, member_index: Pa
     )
     counts: dict[str, int] = {}
     path = out / "data" / f"{shard_name(k)}.parquet"
+    scanned = any((work / "a").glob("*.parquet"))  # none when the screen admitted no record at all
     with ParquetOut(path, OUTPUT_SCHEMA) as dest:
-        for table in _slice_groups(con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)):
+        for table in _slice_groups(con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)) if scanned else ():
             redacted, c = redact_batch(cfg, table.combine_chunks().to_batches()[0] if table.num_rows else table)
             for key, v in c.items():
                 counts[key] = counts.get(key, 0) + v
