@@ -28,7 +28,7 @@ typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
 test: $(STAMP) typecheck
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest $(PYTEST_ARGS) --durations=15
 
 # The quick loop for development: everything but the slow reliability checks
 # (8x5000 concurrent writers, SIGKILL trials, 50 MB text), which `make test` and CI run.
