@@ -1,17 +1,22 @@
-"""Helpers for the ledger tests: canonical event tables and files in each format."""
+"""Helpers for the ledger tests: canonical event tables and files in each format, raw SQL, a ledger per backend."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+
+import pytest
+from sqlalchemy import Connection, create_engine
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from consentgate.datamodel import CONSENT_EVENTS_SCHEMA
+from consentgate.ledger import Ledger, open_ledger
 
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
@@ -56,3 +61,23 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> Path:
             for r in rows:
                 fh.write(json.dumps({k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()}) + "\n")
     return path
+
+
+def run_sql(url: str, fn: Callable[[Connection], None]) -> None:
+    """Run ``fn`` in one transaction on the database at ``url``, behind the ledger's back (tampering tests)."""
+    eng = create_engine(url)
+    try:
+        with eng.begin() as conn:
+            fn(conn)
+    finally:
+        eng.dispose()
+
+
+def ledger_per_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Ledger]:
+    """Body of a module fixture parametrised ``sqlite`` / ``postgresql``: one open ledger for the module."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'l.db'}"
+    else:
+        url = request.getfixturevalue("_pg_ledger_db")
+    with open_ledger(url) as led:
+        yield led

@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import T0
+from ledger_helpers import T0, ledger_per_backend
 
-from consentgate.ledger import Ledger, make_event, open_ledger
+from consentgate.ledger import Ledger, make_event
 
 _counter = itertools.count()
 
@@ -38,12 +38,7 @@ def reference_state(events: list[tuple[int, str, str, str, datetime]], member: s
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def shared_ledger(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """One ledger per backend for all examples; each example uses its own member ids."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('prop') / 'l.db'}"
-    else:
-        url = request.getfixturevalue("_pg_ledger_db")
-    with open_ledger(url) as led:
-        yield led
+    yield from ledger_per_backend(request, tmp_path_factory, "prop")
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -16,8 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from ledger_helpers import T0, event_rows, write_rows
-from sqlalchemy import Connection, create_engine, text
+from ledger_helpers import T0, event_rows, ledger_per_backend, run_sql, write_rows
+from sqlalchemy import Connection, text
 
 from consentgate.cli.app import main
 from consentgate.datamodel import CHOICES, PURPOSES, SCOPES, SOURCES
@@ -38,23 +38,11 @@ def from_state(led: Ledger) -> pa.Table:
     return snap.read_state(led, snap.read_heads(led))
 
 
-def _sql(url: str, fn: Callable[[Connection], None]) -> None:
-    eng = create_engine(url)
-    try:
-        with eng.begin() as conn:
-            fn(conn)
-    finally:
-        eng.dispose()
 
 
 @pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def shared_ledger(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('state') / 'l.db'}"
-    else:
-        url = request.getfixturevalue("_pg_ledger_db")
-    with open_ledger(url) as led:
-        yield led
+    yield from ledger_per_backend(request, tmp_path_factory, "state")
 
 
 event = st.tuples(
@@ -136,7 +124,7 @@ def test_migration_backfills_the_state_of_an_existing_ledger(ledger_url: str, tm
         conn.execute(text("DROP TABLE consent_state_head"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
 
-    _sql(ledger_url, back_to_0001)
+    run_sql(ledger_url, back_to_0001)
     with open_ledger(ledger_url) as led:
         assert from_state(led).equals(expected)
         assert led.verify().ok
@@ -146,7 +134,7 @@ def test_migration_backfills_the_state_of_an_existing_ledger(ledger_url: str, tm
 
 def test_state_out_of_step_with_the_events_is_rebuilt_on_the_next_write(ledger: Ledger, ledger_url: str, tmp_path: Path) -> None:
     ledger.import_file(write_rows(event_rows(20, members=3), tmp_path / "e.parquet"))
-    _sql(ledger_url, lambda c: c.execute(text("DELETE FROM consent_state_head")))
+    run_sql(ledger_url, lambda c: c.execute(text("DELETE FROM consent_state_head")))
     assert ledger.snapshot(None, tmp_path / "s.parquet").rows == from_events(ledger).num_rows  # events path
     ledger.record(make_event(member_id="new", scope="affiliate", choice="deny", recorded_at=T0))
     assert from_state(ledger).equals(from_events(ledger))
@@ -183,7 +171,7 @@ def test_tampering_with_the_state_is_found(ledger: Ledger, ledger_url: str, tmp_
                                            capsys: pytest.CaptureFixture[str]) -> None:
     ledger.import_file(write_rows(event_rows(40, members=4), tmp_path / "e.parquet"))
     assert ledger.verify().ok
-    _sql(ledger_url, tamper)
+    run_sql(ledger_url, tamper)
     res = ledger.verify()
     assert not res.ok and res.first_bad_seq is None
     member = "m2x" if tamper is _extra_row else "m2"
@@ -196,10 +184,10 @@ def test_tampering_with_the_state_is_found(ledger: Ledger, ledger_url: str, tmp_
 
 def test_tampering_with_the_state_head_is_found(ledger: Ledger, ledger_url: str, tmp_path: Path) -> None:
     ledger.import_file(write_rows(event_rows(10), tmp_path / "e.parquet"))
-    _sql(ledger_url, lambda c: c.execute(text("UPDATE consent_state_head SET max_recorded_at = max_recorded_at - 1")))
+    run_sql(ledger_url, lambda c: c.execute(text("UPDATE consent_state_head SET max_recorded_at = max_recorded_at - 1")))
     res = ledger.verify()
     assert not res.ok and "recorded_at" in (res.reason or "")
-    _sql(ledger_url, lambda c: c.execute(text("UPDATE consent_state_head SET head_seq = 3")))
+    run_sql(ledger_url, lambda c: c.execute(text("UPDATE consent_state_head SET head_seq = 3")))
     res = ledger.verify()
     assert not res.ok and "head row" in (res.reason or "")
 

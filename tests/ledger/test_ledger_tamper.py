@@ -7,21 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from ledger_helpers import event_rows, write_rows
-from sqlalchemy import Connection, create_engine, text
+from ledger_helpers import event_rows, run_sql, write_rows
+from sqlalchemy import Connection, text
 
 from consentgate.cli.app import main
 from consentgate.ledger import Ledger
 from consentgate.ledger.chain import event_hash
 
 
-def _sql(url: str, fn: Callable[[Connection], None]) -> None:
-    eng = create_engine(url)
-    try:
-        with eng.begin() as conn:
-            fn(conn)
-    finally:
-        eng.dispose()
 
 
 def _change(conn: Connection) -> None:
@@ -78,7 +71,7 @@ def test_tampering_is_found_at_the_first_bad_seq(ledger: Ledger, ledger_url: str
     ledger.import_file(write_rows(event_rows(40), tmp_path / "e.parquet"))
     assert ledger.verify().ok
     assert main(["ledger", "verify", "--db", ledger_url]) == 0
-    _sql(ledger_url, tamper)
+    run_sql(ledger_url, tamper)
     res = ledger.verify()
     assert not res.ok
     assert res.first_bad_seq == bad_seq
@@ -92,6 +85,6 @@ def test_tampering_is_found_at_the_first_bad_seq(ledger: Ledger, ledger_url: str
 
 def test_tampering_the_first_event(ledger: Ledger, ledger_url: str, tmp_path: Path) -> None:
     ledger.import_file(write_rows(event_rows(5), tmp_path / "e.parquet"))
-    _sql(ledger_url, lambda c: c.execute(text("UPDATE consent_events SET prev_hash = :h WHERE seq = 1"), {"h": "f" * 64}))
+    run_sql(ledger_url, lambda c: c.execute(text("UPDATE consent_events SET prev_hash = :h WHERE seq = 1"), {"h": "f" * 64}))
     res = ledger.verify()
     assert (res.ok, res.first_bad_seq) == (False, 1)
