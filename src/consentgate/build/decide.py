@@ -117,7 +117,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     """Decide the candidates with their topics, write ``decisions.parquet`` and ``_work/included.parquet``; return the counts."""
     _views(con, work)
     con.execute(f"CREATE OR REPLACE TEMP TABLE policy_out AS SELECT record_id, decision, reasons FROM ({plan.decide_sql})")
-    _check_policy_output(con, "policy_out", "cand")
+    candidates = _check_policy_output(con, "policy_out", "cand")
     if _fingerprint(con, "ann") != _fingerprint(con, "cand"):
         raise BuildError("detection did not annotate every candidate record exactly once", hint="Report this with --debug output.")
     con.execute(f"""
@@ -161,7 +161,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
         for r in reasons:
             by_reason[str(r)] = by_reason.get(str(r), 0) + int(n)
     counts = _counts(con, by_reason)
-    counts["content_scanned"] = int(one(con.execute("SELECT count(*) FROM cand"))[0])  # type: ignore[index]
+    counts["content_scanned"] = candidates
     for table in ("scanned", "unscanned", "policy_out", "screen", "unknown_part", "cand", CANDIDATES):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)

@@ -172,8 +172,8 @@ def compile_sql(
         "fin AS (\n  SELECT a.record_id, a.mask | COALESCE(p.mask, 0) AS mask, ta.codes AS tcodes\n"
         "  FROM a_codes a LEFT JOIN p_agg p ON p.record_id = a.record_id LEFT JOIN ta ON ta.record_id = a.record_id\n)",
     ]
+    header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name} output={output}\n"
     if output == "mask":
-        header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name} output=mask\n"
         return header + "WITH\n" + ",\n".join(ctes) + "\nSELECT record_id, mask, tcodes FROM fin"
     ctes.append(_names_cte(dialect))
     select = (
@@ -181,7 +181,6 @@ def compile_sql(
         f"  CASE WHEN f.tcodes IS NULL THEN n.reasons ELSE {dialect.split_sorted_distinct(f'concat_ws({SEP}, n.codes, f.tcodes)')} END AS reasons\n"
         "FROM fin f JOIN names n ON n.mask = f.mask"
     )
-    header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name}\n"
     return header + "WITH\n" + ",\n".join(ctes) + "\n" + select
 
 
