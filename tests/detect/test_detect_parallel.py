@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from consentgate.detect import Detector
-from consentgate.detect import engine
+from consentgate.detect import segments
 from tests_detect_corpus import corpus
 
 
@@ -19,7 +19,7 @@ def test_pool_matches_serial(detector: Detector) -> None:
 
 def test_long_text_windows_give_the_same_offsets(detector: Detector) -> None:
     unit = "Zoë 日本 🎉 mail ann.lee@example.org and +1 415-555-2671; "
-    text = unit * ((engine.LONG_TEXT * 3) // len(unit.encode()) + 7)
+    text = unit * ((segments.LONG_TEXT * 3) // len(unit.encode()) + 7)
     got = detector.scan(pa.array(["short one x@y.io", text])).spans.to_pylist()
     long_spans = [(s["entity_type"], s["start"], s["end"]) for s in got if s["row"] == 1 and s["entity_type"] != "PERSON"]
     persons = [s["start"] for s in got if s["row"] == 1 and s["entity_type"] == "PERSON"]

@@ -22,15 +22,18 @@ compiling the full lexicon takes seconds.
 from __future__ import annotations
 
 import array
+import functools
 import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol, Sequence
+from typing import Any, Callable, Final, Mapping, Protocol, Sequence
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from consentgate.detect.patterns import PatternSpec
 from consentgate.errors import DetectError
@@ -48,6 +51,59 @@ class Literal:
 
     text: str
     caseless: bool = False
+
+
+@dataclass(frozen=True)
+class LiteralGroup:
+    """Literals compiled together, held as one Arrow string array (no object per literal).
+
+    A member directory gives a million literals; ``texts`` keeps them in Arrow
+    buffers, and the cache key of their database hashes those buffers directly.
+    """
+
+    texts: pa.StringArray
+    caseless: npt.NDArray[np.bool_]
+
+    @staticmethod
+    def of(literals: Sequence[Literal]) -> "LiteralGroup":
+        return LiteralGroup(
+            pa.array([x.text for x in literals], pa.string()), np.array([x.caseless for x in literals], dtype=bool)
+        )
+
+    @staticmethod
+    def caseless_all(texts: pa.StringArray) -> "LiteralGroup":
+        return LiteralGroup(texts, np.ones(len(texts), dtype=bool))
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def byte_lengths(self) -> I64:
+        return np.asarray(pc.binary_length(self.texts), dtype=np.int64) if len(self.texts) else np.zeros(0, np.int64)
+
+    def literals(self) -> list[Literal]:
+        """One ``Literal`` per entry (for the RE2 fallback and small groups)."""
+        return [Literal(t, bool(c)) for t, c in zip(self.texts.to_pylist(), self.caseless.tolist())]
+
+    def select(self, mask: npt.NDArray[np.bool_]) -> "LiteralGroup":
+        return LiteralGroup(self.texts.filter(pa.array(mask)), self.caseless[mask])
+
+    def digest(self, h: "hashlib._Hash") -> None:
+        """Feed the texts (lengths and bytes) and the case flags into ``h``."""
+        lengths = self.byte_lengths()
+        h.update(len(lengths).to_bytes(8, "little"))
+        h.update(lengths.tobytes())
+        h.update(self.caseless.astype(np.uint8).tobytes())
+        if lengths.size:
+            bufs = self.texts.buffers()
+            offsets = np.frombuffer(bufs[1], dtype=np.int32, count=len(self.texts) + 1, offset=self.texts.offset * 4)
+            h.update(memoryview(bufs[2])[int(offsets[0]) : int(offsets[-1])])
+
+
+GroupLike = LiteralGroup | Sequence[Literal]
+
+
+def as_group(group: GroupLike) -> LiteralGroup:
+    return group if isinstance(group, LiteralGroup) else LiteralGroup.of(list(group))
 
 
 @dataclass
@@ -71,6 +127,8 @@ class Scanner(Protocol):
 
     def scan(self, buf: bytes) -> Hits: ...
 
+    def serialised(self) -> dict[str, bytes]: ...
+
 
 def resolve_backend(requested: str | None) -> str:
     """The backend to use: the argument, else the environment, else ``auto``."""
@@ -91,17 +149,23 @@ def resolve_backend(requested: str | None) -> str:
 
 
 def build_scanner(
-    patterns: Sequence[PatternSpec], literal_groups: Sequence[Sequence[Literal]], backend: str | None = None
+    patterns: Sequence[PatternSpec],
+    literal_groups: Sequence[GroupLike],
+    backend: str | None = None,
+    preloaded: Mapping[str, bytes] | None = None,
 ) -> Scanner:
     """Compile ``patterns`` (ids 0..P-1) and the literal groups (following ids, in order).
 
     Each literal group is compiled (and cached) separately, so that a changing
     member directory does not recompile the large, stable name lexicon.
+    ``preloaded``: serialised Hyperscan databases by cache key (``Scanner.databases``
+    of another process), used before the disk cache.
     """
     name = resolve_backend(backend)
+    groups = [as_group(g) for g in literal_groups]
     if name == "hyperscan":
-        return HyperscanScanner(patterns, literal_groups)
-    return Re2Scanner(patterns, [lit for group in literal_groups for lit in group])
+        return HyperscanScanner(patterns, groups, preloaded=dict(preloaded or {}))
+    return Re2Scanner(patterns, [lit for group in groups for lit in group.literals()])
 
 
 # --------------------------------------------------------------------------- utilities
@@ -166,10 +230,15 @@ def _cache_dir() -> Path:
     return Path(os.environ.get("CONSENTGATE_CACHE_DIR") or Path.home() / ".cache" / "consentgate")
 
 
-def _cached_db(key_parts: Sequence[str], compile_fn: Any) -> Any:
+def _cached_db(digest: str, compile_fn: Callable[[], Any], preloaded: Mapping[str, bytes]) -> Any:
+    """The database with cache key ``digest``: from ``preloaded``, the disk cache, or compiled (and cached)."""
     import hyperscan
 
-    digest = hashlib.sha256("\x1f".join(key_parts).encode()).hexdigest()
+    blob = preloaded.get(digest)
+    if blob is not None:
+        db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+        db.scratch = hyperscan.Scratch(db)
+        return db
     version = getattr(hyperscan, "__version__", "unknown")
     path = _cache_dir() / f"hs-{version}-{digest[:32]}.db"
     if path.is_file():
@@ -191,43 +260,68 @@ def _cached_db(key_parts: Sequence[str], compile_fn: Any) -> Any:
     return db
 
 
+def _key(kind: str, ids: I64, *groups: LiteralGroup) -> "hashlib._Hash":
+    """A hash over what a literal database is compiled from: its kind, ids and literals."""
+    h = hashlib.sha256(f"{kind}\x1f".encode())
+    h.update(ids.astype(np.int64).tobytes())
+    for g in groups:
+        g.digest(h)
+    return h
+
+
 @dataclass
 class HyperscanScanner:
-    """Hyperscan block-mode databases: one regex (start-of-match) and one literal."""
+    """Hyperscan block-mode databases: regex (start-of-match), literals, short-name edges."""
 
     patterns: Sequence[PatternSpec]
-    literal_groups: Sequence[Sequence[Literal]]
+    literal_groups: Sequence[GroupLike]
     name: str = "hyperscan"
+    preloaded: dict[str, bytes] = field(default_factory=dict)
+    databases: dict[str, Any] = field(init=False, default_factory=dict)  # cache key -> database
     _regex_db: Any = field(init=False, default=None)
     _lit_dbs: list[Any] = field(init=False, default_factory=list)
     _edge_db: Any = field(init=False, default=None)
     _lit_len: I64 = field(init=False)
 
     def __post_init__(self) -> None:
-        import hyperscan as hs
-
         pats = list(self.patterns)
         if pats:
-            exprs = [p.full().encode() for p in pats]
-            flags = [hs.HS_FLAG_UTF8 | hs.HS_FLAG_SOM_LEFTMOST | (hs.HS_FLAG_CASELESS if p.caseless else 0) for p in pats]
-
-            def compile_regex() -> Any:
-                db = hs.Database(mode=hs.HS_MODE_BLOCK)
-                db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
-                return db
-
-            self._regex_db = _cached_db(["regex"] + [f"{p.caseless}:{p.full()}" for p in pats], compile_regex)
-        all_lits = [lit for group in self.literal_groups for lit in group]
-        self._lit_len = np.array([len(x.text.encode()) for x in all_lits], dtype=np.int64)
+            self._regex_db = self._load(
+                hashlib.sha256("\x1f".join(["regex"] + [f"{p.caseless}:{p.full()}" for p in pats]).encode()),
+                lambda: _compile_regex(pats),
+            )
+        groups = [as_group(g) for g in self.literal_groups]
+        lengths = [g.byte_lengths() for g in groups]
+        self._lit_len = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
         base = len(pats)
-        short: list[tuple[int, Literal]] = []
-        for group in self.literal_groups:
-            longer = [(base + i, lit) for i, lit in enumerate(group) if not _edge_checked(lit)]
-            short += [(base + i, lit) for i, lit in enumerate(group) if _edge_checked(lit)]
-            if longer:
-                self._lit_dbs.append(_compile_literals(longer))
+        edge_ids: list[I64] = []
+        edge_groups: list[LiteralGroup] = []
+        for group, glen in zip(groups, lengths):
+            ids = base + np.arange(len(group), dtype=np.int64)
+            edge = ~group.caseless & (glen <= EDGE_MAX_BYTES)
+            longer = group.select(~edge) if edge.any() else group
+            if len(longer):
+                lids = ids[~edge]
+                self._lit_dbs.append(self._load(_key("lit", lids, longer), functools.partial(_compile_literals, longer, lids)))
+            if edge.any():
+                edge_ids.append(ids[edge])
+                edge_groups.append(group.select(edge))
             base += len(group)
-        self._edge_db = _compile_edge_literals(short) if short else None
+        if edge_ids:
+            eids = np.concatenate(edge_ids)
+            self._edge_db = self._load(_key("lit-edge", eids, *edge_groups), lambda: _compile_edge_literals(edge_groups, eids))
+
+    def _load(self, h: "hashlib._Hash", compile_fn: Callable[[], Any]) -> Any:
+        digest = h.hexdigest()
+        db = _cached_db(digest, compile_fn, self.preloaded)
+        self.databases[digest] = db
+        return db
+
+    def serialised(self) -> dict[str, bytes]:
+        """Every database of this scanner as ``hyperscan.dumpb`` bytes, by cache key."""
+        import hyperscan as hs
+
+        return {k: bytes(hs.dumpb(db)) for k, db in self.databases.items()}
 
     def scan(self, buf: bytes) -> Hits:
         arr = np.frombuffer(buf, dtype=np.uint8)
@@ -250,19 +344,24 @@ class HyperscanScanner:
         return _concat(parts)
 
 
-def _compile_literals(lits: list[tuple[int, Literal]]) -> Any:
+def _compile_regex(pats: list[PatternSpec]) -> Any:
     import hyperscan as hs
 
-    lexprs = [x.text.encode() for _, x in lits]
-    lflags = [hs.HS_FLAG_CASELESS if x.caseless else 0 for _, x in lits]
-    ids = [i for i, _ in lits]
+    exprs = [p.full().encode() for p in pats]
+    flags = [hs.HS_FLAG_UTF8 | hs.HS_FLAG_SOM_LEFTMOST | (hs.HS_FLAG_CASELESS if p.caseless else 0) for p in pats]
+    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+    db.compile(expressions=exprs, ids=list(range(len(exprs))), elements=len(exprs), flags=flags)
+    return db
 
-    def compile_lits() -> Any:
-        db = hs.Database(mode=hs.HS_MODE_BLOCK)
-        db.compile(expressions=lexprs, ids=ids, elements=len(lexprs), flags=lflags, literal=True)
-        return db
 
-    return _cached_db(["lit", str(ids[0])] + [f"{i}:{x.caseless}:{x.text}" for i, x in lits], compile_lits)
+def _compile_literals(group: LiteralGroup, ids: I64) -> Any:
+    import hyperscan as hs
+
+    lexprs = group.texts.cast(pa.binary()).to_pylist()
+    lflags = np.where(group.caseless, hs.HS_FLAG_CASELESS, 0).tolist()
+    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+    db.compile(expressions=lexprs, ids=ids.tolist(), elements=len(lexprs), flags=lflags, literal=True)
+    return db
 
 
 # Short case-sensitive names ("Con", "Hell", "Tal") are mostly the start of a longer
@@ -275,22 +374,14 @@ EDGE_MAX_BYTES: Final = 3
 _NOT_WORD_BYTE: Final = "[" + "".join(f"\\x{b:02x}" for b in range(256) if not _WORD_TABLE[b]) + "]"
 
 
-def _edge_checked(lit: Literal) -> bool:
-    return not lit.caseless and len(lit.text.encode()) <= EDGE_MAX_BYTES
-
-
-def _compile_edge_literals(lits: list[tuple[int, Literal]]) -> Any:
+def _compile_edge_literals(groups: list[LiteralGroup], ids: I64) -> Any:
     import hyperscan as hs
 
-    exprs = ["".join(f"\\x{b:02x}" for b in x.text.encode()).encode() + _NOT_WORD_BYTE.encode() for _, x in lits]
-    ids = [i for i, _ in lits]
-
-    def compile_edge() -> Any:
-        db = hs.Database(mode=hs.HS_MODE_BLOCK)
-        db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=[0] * len(exprs))
-        return db
-
-    return _cached_db(["lit-edge"] + [f"{i}:{x.text}" for i, x in lits], compile_edge)
+    texts = [t for g in groups for t in g.texts.to_pylist()]
+    exprs = ["".join(f"\\x{b:02x}" for b in t.encode()).encode() + _NOT_WORD_BYTE.encode() for t in texts]
+    db = hs.Database(mode=hs.HS_MODE_BLOCK)
+    db.compile(expressions=exprs, ids=ids.tolist(), elements=len(exprs), flags=[0] * len(exprs))
+    return db
 
 
 def _collect(db: Any, buf: bytes) -> npt.NDArray[np.int64]:
@@ -358,6 +449,10 @@ class Re2Scanner:
 
             expr = ("(?i)" if caseless else "") + f"{WORD_EDGE}({alts}){WORD_EDGE}"
             self._lit_groups.append((re2.compile(expr.encode(), opts), table, caseless))
+
+    def serialised(self) -> dict[str, bytes]:
+        """Nothing: RE2 patterns compile in milliseconds in each process."""
+        return {}
 
     def scan(self, buf: bytes) -> Hits:
         pid: list[int] = []

@@ -5,7 +5,8 @@ Owns ``Detector`` and ``ScanResult``. For each batch it
 1. builds one scan buffer from the array's data buffer with numpy: a NUL byte before
    and after every text (so that no match crosses two texts and every pattern's
    one-character prefix and suffix exist); texts longer than ``LONG_TEXT`` bytes are
-   cut into overlapping windows, so memory stays bounded for a 50 MB text;
+   cut into overlapping windows, so memory stays bounded for a 50 MB text
+   (``segments.py``);
 2. runs the compiled scanner once over that buffer (``backend.py``);
 3. maps hits back to rows with ``np.searchsorted`` over the segment offsets, and
    byte offsets to character offsets with a cumulative count of UTF-8 lead bytes;
@@ -18,18 +19,21 @@ Only candidate hits are touched in Python; texts are never looped over one by on
 from __future__ import annotations
 
 import bisect
+import json
 import os
-from dataclasses import dataclass, field
-from typing import Final, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
 from consentgate.detect import person as P
-from consentgate.detect.backend import Hits, Literal, Scanner, build_scanner, resolve_backend
-from consentgate.detect.lexicon import member_name_tokens, name_lexicon, topic_lexicon
+from consentgate.detect.backend import Literal, LiteralGroup, Scanner, build_scanner, resolve_backend
+from consentgate.detect.lexicon import name_lexicon, topic_lexicon
+from consentgate.detect.members import NamesInput, distinct_names, member_tokens_arrow
 from consentgate.detect.patterns import PATTERNS
+from consentgate.detect.segments import LONG_TEXT, CharView, Segments, iter_batches, segment_groups, string_chunks
 from consentgate.detect.topics import TopicTable, score_topics
 from consentgate.detect.validators import VALIDATORS
 from consentgate.errors import DetectError
@@ -43,11 +47,7 @@ TOPICS_SCHEMA: Final = pa.schema(
     [("row", pa.int64()), ("topic", pa.string()), ("score", pa.float64()), ("evidence_start", pa.int32()), ("evidence_end", pa.int32())]
 )
 
-LONG_TEXT: Final = 1 << 20  # texts above this many bytes are scanned in windows
-WINDOW: Final = 1 << 20
-OVERLAP: Final = 4096  # longest span found whole across a window edge, in bytes
 BATCH_BYTES: Final = 4 << 20
-BATCH_ROWS: Final = 65536
 
 # Overlaps between types are resolved in this order (first wins).
 PRIORITY: Final = (
@@ -68,18 +68,19 @@ class ScanResult:
 
 @dataclass
 class _Literals:
-    """The literal entries of the scanner and what each id means."""
+    """The literal groups of the scanner and what each literal id means."""
 
-    groups: list[list[Literal]]
+    groups: list[LiteralGroup]
     kind: npt.NDArray[np.int8]
     name_flags: npt.NDArray[np.int8]
     topic: npt.NDArray[np.int16]
     weight: npt.NDArray[np.float64]
 
 
-def _build_literals(member_names: Iterable[str] | None) -> tuple[_Literals, P.PersonContext]:
+def _build_literals(member_names: pa.StringArray) -> tuple[_Literals, P.PersonContext]:
+    """Name tokens and topic phrases (one group), then the members' full names (a second group)."""
     lex = name_lexicon()
-    full, member_tokens = member_name_tokens(member_names or [])
+    full, member_tokens = member_tokens_arrow(member_names)
     tokens: dict[str, int] = {}
     for t in lex.first:
         tokens[t] = tokens.get(t, 0) | P.FIRST
@@ -103,44 +104,51 @@ def _build_literals(member_names: Iterable[str] | None) -> tuple[_Literals, P.Pe
             flags.append(0)
             tix.append(ti)
             weight.append(w)
-    member_group = [Literal(n, caseless=True) for n in full]
-    kind += [_KIND_NAME] * len(full)
-    flags += [P.MEMBER_FULL] * len(full)
-    tix += [-1] * len(full)
-    weight += [0.0] * len(full)
+    n = len(full)
     lits = _Literals(
-        [base_group, member_group],
-        np.array(kind, dtype=np.int8),
-        np.array(flags, dtype=np.int8),
-        np.array(tix, dtype=np.int16),
-        np.array(weight, dtype=np.float64),
+        [LiteralGroup.of(base_group), LiteralGroup.caseless_all(full)],
+        np.concatenate([np.array(kind, dtype=np.int8), np.full(n, _KIND_NAME, dtype=np.int8)]),
+        np.concatenate([np.array(flags, dtype=np.int8), np.full(n, P.MEMBER_FULL, dtype=np.int8)]),
+        np.concatenate([np.array(tix, dtype=np.int16), np.full(n, -1, dtype=np.int16)]),
+        np.concatenate([np.array(weight, dtype=np.float64), np.zeros(n, dtype=np.float64)]),
     )
-    return lits, P.PersonContext(lex, frozenset(member_tokens))
+    return lits, P.PersonContext(lex, member_tokens)
+
+
+_MAGIC: Final = b"consentgate-detector/1\n"
 
 
 class Detector:
     """Finds PII spans and sensitive topics in Arrow string arrays.
 
     ``member_names``: the member directory's display names (most important PERSON
-    signal). ``backend``: ``auto`` / ``hyperscan`` / ``re2`` (default from
-    ``CONSENTGATE_DETECT_BACKEND``). ``workers``: processes for ``scan`` (1 = in
-    process).
+    signal), any iterable of strings or an Arrow string array (fastest). ``backend``:
+    ``auto`` / ``hyperscan`` / ``re2`` (default from ``CONSENTGATE_DETECT_BACKEND``).
+    ``workers``: processes for ``scan`` (1 = in process).
+
+    A detector pickles (``to_bytes``): the compiled databases travel with it, so a
+    process pool can build it once in the parent and ship it to every worker.
     """
 
     def __init__(
         self,
-        member_names: Iterable[str] | None = None,
+        member_names: NamesInput = None,
         *,
         backend: str | None = None,
         workers: int = 1,
         batch_bytes: int = BATCH_BYTES,
     ) -> None:
-        self.member_names = sorted({n for n in (member_names or []) if isinstance(n, str)})
+        self._setup(distinct_names(member_names), backend, workers, batch_bytes, {})
+
+    def _setup(
+        self, names: pa.StringArray, backend: str | None, workers: int, batch_bytes: int, preloaded: dict[str, bytes]
+    ) -> None:
+        self._names = names
         self.backend = resolve_backend(backend)
         self.workers = max(1, int(workers))
         self.batch_bytes = max(1024, int(batch_bytes))
-        self._lits, self._person = _build_literals(self.member_names)
-        self._scanner: Scanner = build_scanner(PATTERNS, self._lits.groups, self.backend)
+        self._lits, self._person = _build_literals(names)
+        self._scanner: Scanner = build_scanner(PATTERNS, self._lits.groups, self.backend, preloaded)
         self._n_patterns = len(PATTERNS)
         self._topic_names = sorted(topic_lexicon().phrases)
         self._thresholds = np.array([topic_lexicon().thresholds[t] for t in self._topic_names])
@@ -149,11 +157,65 @@ class Detector:
         self._cue_after = next(i for i, p in enumerate(PATTERNS) if p.name == "cue_after")
         self._prio = np.array([PRIORITY.index(p.name) if p.name in PRIORITY else 99 for p in PATTERNS], dtype=np.int64)
 
+    @property
+    def member_names(self) -> list[str]:
+        """The distinct member names, sorted."""
+        return list(self._names.to_pylist())
+
+    @property
+    def member_names_array(self) -> pa.StringArray:
+        """The distinct member names, sorted, as an Arrow array (no Python objects)."""
+        return self._names
+
+    # ------------------------------------------------------------------ serialisation
+
+    def to_bytes(self) -> bytes:
+        """This detector with its compiled databases, for ``from_bytes`` in another process."""
+        dbs = self._scanner.serialised()
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, pa.schema([("name", pa.string())])) as writer:
+            writer.write_batch(pa.record_batch([self._names], names=["name"]))
+        names = sink.getvalue().to_pybytes()
+        header = json.dumps(
+            {
+                "backend": self.backend, "workers": self.workers, "batch_bytes": self.batch_bytes,
+                "names": len(names), "databases": [[k, len(v)] for k, v in dbs.items()],
+            }
+        ).encode()
+        return b"".join([_MAGIC, len(header).to_bytes(8, "little"), header, names, *dbs.values()])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Detector":
+        """The detector ``to_bytes`` wrote; its databases load without compiling or reading the cache."""
+        try:
+            if not data.startswith(_MAGIC):
+                raise ValueError("not a serialised consentgate detector")
+            pos = len(_MAGIC) + 8
+            hlen = int.from_bytes(data[len(_MAGIC) : pos], "little")
+            header = json.loads(data[pos : pos + hlen])
+            pos += hlen
+            names = pa.ipc.open_stream(pa.py_buffer(data[pos : pos + header["names"]])).read_all().column(0).combine_chunks()
+            pos += header["names"]
+            preloaded: dict[str, bytes] = {}
+            for key, size in header["databases"]:
+                preloaded[str(key)] = data[pos : pos + int(size)]
+                pos += int(size)
+            if pos != len(data):
+                raise ValueError(f"{len(data) - pos} bytes left over")
+        except (ValueError, KeyError, TypeError, pa.ArrowException) as exc:
+            raise DetectError(f"cannot read a serialised detector: {exc}", field="detector") from exc
+        det = cls.__new__(cls)
+        det._setup(names, header["backend"], header["workers"], header["batch_bytes"], preloaded)
+        return det
+
+    def __reduce__(self) -> tuple[Any, tuple[bytes]]:
+        return (Detector.from_bytes, (self.to_bytes(),))
+
     # ------------------------------------------------------------------ public
 
     def scan(self, texts: pa.Array | pa.ChunkedArray) -> ScanResult:
         """Scan every text; rows of the result index into ``texts`` (nulls have none)."""
-        arrays = _string_chunks(texts)
+        arrays = string_chunks(texts)
         if self.workers > 1:
             from consentgate.detect.parallel import scan_parallel
 
@@ -174,7 +236,7 @@ class Detector:
         """
         spans: list[pa.Table] = []
         topics: list[pa.Table] = []
-        for seg in _segment_groups(arr):
+        for seg in segment_groups(arr):
             s, t = self._scan_segments(seg, row_base)
             spans.append(s)
             topics.append(t)
@@ -182,9 +244,9 @@ class Detector:
             return spans[0], topics[0]
         return _concat(spans, SPANS_SCHEMA), _concat(topics, TOPICS_SCHEMA)
 
-    def _scan_segments(self, seg: "_Segments", row_base: int) -> tuple[pa.Table, pa.Table]:
+    def _scan_segments(self, seg: "Segments", row_base: int) -> tuple[pa.Table, pa.Table]:
         hits = seg.assign(self._scanner.scan(seg.buf))
-        view = _CharView.of(seg)
+        view = CharView.of(seg)
         # Every hit in character offsets of the decoded batch (one vectorised lookup).
         cs, ce = view.chars(hits.start), view.chars(hits.end)
         sg = np.searchsorted(seg.buf_start, hits.start, side="right") - 1 if hits.pid.size else hits.pid
@@ -199,7 +261,7 @@ class Detector:
     # ------------------------------------------------------------------ entities
 
     def _entities(
-        self, view: "_CharView", pid_all: I64, cs_all: I64, ce_all: I64, sg_all: I64, seg_row: I64,
+        self, view: "CharView", pid_all: I64, cs_all: I64, ce_all: I64, sg_all: I64, seg_row: I64,
         is_pat: npt.NDArray[np.bool_], out: "_Found",
     ) -> dict[int, "_Intervals"]:
         sel = np.nonzero(is_pat)[0]
@@ -251,7 +313,7 @@ class Detector:
     # ------------------------------------------------------------------ persons
 
     def _persons(
-        self, view: "_CharView", pid_all: I64, cs_all: I64, ce_all: I64, sg_all: I64, seg_row: I64,
+        self, view: "CharView", pid_all: I64, cs_all: I64, ce_all: I64, sg_all: I64, seg_row: I64,
         is_pat: npt.NDArray[np.bool_], taken: dict[int, "_Intervals"], out: "_Found",
     ) -> None:
         lit = ~is_pat
@@ -314,7 +376,7 @@ class Detector:
 
     # ------------------------------------------------------------------ tables
 
-    def _spans_table(self, seg: "_Segments", view: "_CharView", out: "_Found", row_base: int) -> pa.Table:
+    def _spans_table(self, seg: "Segments", view: "CharView", out: "_Found", row_base: int) -> pa.Table:
         if not out.sg:
             return SPANS_SCHEMA.empty_table()
         sg = np.array(out.sg, dtype=np.int64)
@@ -334,7 +396,7 @@ class Detector:
         )
 
     def _topics_table(
-        self, seg: "_Segments", view: "_CharView", pid: I64, cs_all: I64, ce_all: I64, sg_all: I64,
+        self, seg: "Segments", view: "CharView", pid: I64, cs_all: I64, ce_all: I64, sg_all: I64,
         is_pat: npt.NDArray[np.bool_], row_base: int,
     ) -> pa.Table:
         lit = ~is_pat
@@ -384,82 +446,6 @@ class _Found:
         self.end.append(end)
 
 
-@dataclass
-class _CharView:
-    """The scan buffer decoded once, and the byte -> character map of that buffer.
-
-    For an ASCII buffer bytes are characters; for UTF-8, ``cont`` holds the positions
-    of continuation bytes, and the character offset of byte ``i`` is ``i`` minus the
-    continuation bytes before it. ``lead_cum`` (invalid UTF-8 only) maps every byte.
-    """
-
-    text: str
-    lead_cum: npt.NDArray[np.int64] | None
-    cont: npt.NDArray[np.int64] | None = None
-
-    @staticmethod
-    def of(seg: "_Segments") -> "_CharView":
-        raw = np.frombuffer(seg.buf, dtype=np.uint8)
-        if not raw.size or int(raw.max()) < 0x80:
-            return _CharView(seg.buf.decode("ascii"), None)
-        try:
-            text = seg.buf.decode("utf-8")
-        except UnicodeDecodeError:
-            return _CharView.invalid(seg.buf)
-        # Character offset of byte i = i - (continuation bytes before i).
-        cont = np.flatnonzero((raw & 0xC0) == 0x80)
-        return _CharView(text, None, cont)
-
-    @staticmethod
-    def invalid(buf: bytes) -> "_CharView":
-        """Invalid UTF-8 (not a valid Arrow string array): one character per undecodable byte."""
-        text = buf.decode("utf-8", "surrogateescape")
-        cps = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
-        nbytes = np.select(
-            [(cps >= 0xDC80) & (cps <= 0xDCFF), cps < 0x80, cps < 0x800, cps < 0x10000], [1, 1, 2, 3], 4
-        ).astype(np.int64)
-        char_start = np.cumsum(nbytes) - nbytes
-        lead_cum = np.searchsorted(char_start, np.arange(len(buf) + 1), side="left").astype(np.int64)
-        return _CharView(text, lead_cum)
-
-    def chars(self, pos: I64) -> I64:
-        """Character offsets of buffer byte offsets ``pos``."""
-        if self.cont is not None:
-            return pos - np.searchsorted(self.cont, pos, side="left")
-        return pos if self.lead_cum is None else self.lead_cum[pos]
-
-    def row_chars(self, seg: "_Segments", sg: I64, pos: I64) -> I64:
-        """Character offset within its row of batch character offset ``pos`` in segment ``sg``."""
-        return seg.char_base[sg] + pos - self.chars(seg.buf_start[sg])
-
-
-# ---------------------------------------------------------------------- segments
-
-
-@dataclass
-class _Segments:
-    """The scan buffer and, per segment, its row, buffer range and character base."""
-
-    buf: bytes
-    row: I64
-    buf_start: I64  # first body byte of the segment in buf
-    buf_end: I64
-    own_lo: I64  # hits must start in [own_lo, own_hi) (buffer coordinates)
-    own_hi: I64
-    char_base: I64  # characters of the row before the segment
-    windowed: bool = False
-
-    def assign(self, hits: Hits) -> Hits:
-        """Drop hits that cross a segment end or start outside the segment's own range."""
-        if not hits.pid.size:
-            return hits
-        sg = np.searchsorted(self.buf_start, hits.start, side="right") - 1
-        sg = np.clip(sg, 0, self.row.size - 1)
-        ok = (hits.start >= self.own_lo[sg]) & (hits.start < self.own_hi[sg]) & (hits.end <= self.buf_end[sg])
-        ok &= hits.end > hits.start
-        return Hits(hits.pid[ok], hits.start[ok], hits.end[ok])
-
-
 class _Intervals:
     """Non-overlapping byte intervals of one row, kept sorted for O(log n) overlap tests."""
 
@@ -484,120 +470,6 @@ class _Intervals:
         i = bisect.bisect_right(self.starts, s)
         self.starts.insert(i, s)
         self.ends.insert(i, e)
-
-
-def _segment_groups(arr: pa.StringArray) -> Iterator[_Segments]:
-    """One ``_Segments`` for a batch of ordinary texts, or one per window of a long text."""
-    n = len(arr)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
-    lengths = np.diff(offsets)
-    if arr.null_count:
-        lengths = np.where(np.asarray(arr.is_valid()), lengths, 0)
-    if n and lengths.max(initial=0) > LONG_TEXT:
-        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-        yield from _segments_windowed(data, offsets, lengths)
-    else:
-        yield _segments(arr)
-
-
-def _segments(arr: pa.StringArray) -> _Segments:
-    n = len(arr)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    if arr.null_count:
-        valid = np.asarray(arr.is_valid())
-        lengths = np.where(valid, np.diff(offsets), 0)
-    else:
-        lengths = np.diff(offsets)
-    d0 = int(offsets[0]) if n else 0
-    body = data[d0 : int(offsets[-1])] if n else np.zeros(0, np.uint8)
-    if arr.null_count:
-        # Null entries may still point at bytes; blank them so they scan as empty.
-        keep = np.repeat(lengths > 0, np.diff(offsets))
-        body = np.where(keep, body, 0).astype(np.uint8) if body.size else body
-    rel = offsets - d0
-    # Insert a NUL before every text and after the last one.
-    out = np.insert(body, rel[:-1], 0) if n else np.zeros(0, np.uint8)
-    out = np.concatenate([out, np.zeros(1, np.uint8)])
-    starts = rel[:-1] + np.arange(1, n + 1)
-    ends = starts + np.diff(offsets)
-    row = np.arange(n, dtype=np.int64)
-    return _Segments(out.tobytes(), row, starts, ends, starts, ends + 1, np.zeros(n, np.int64))
-
-
-def _segments_windowed(data: npt.NDArray[np.uint8], offsets: I64, lengths: I64) -> Iterator[_Segments]:
-    """Windows of ``WINDOW`` bytes (plus ``OVERLAP`` each side) over every text of the batch.
-
-    Each window is its own scan buffer; a hit counts in the window whose own range
-    holds its start, so spans up to ``OVERLAP`` bytes long are found whole once.
-    """
-    for r in range(offsets.size - 1):
-        lo, n = int(offsets[r]), int(lengths[r])
-        text = data[lo : lo + n]
-        own = 0
-        chars_before = 0
-        while True:
-            own_end = _char_boundary(text, min(n, own + WINDOW))
-            w_lo = _char_boundary(text, max(0, own - OVERLAP))
-            w_hi = _char_boundary(text, min(n, own_end + OVERLAP))
-            piece = text[w_lo:w_hi]
-            buf = b"\x00" + piece.tobytes() + b"\x00"
-            cbase = chars_before - int(np.count_nonzero((text[w_lo:own] & 0xC0) != 0x80))
-            own_hi = 1 + (own_end - w_lo) + (1 if own_end == n else 0)
-            yield _Segments(buf, _one(r), _one(1), _one(1 + piece.size), _one(1 + own - w_lo), _one(own_hi), _one(cbase), True)
-            chars_before += int(np.count_nonzero((text[own:own_end] & 0xC0) != 0x80))
-            if own_end >= n:
-                break
-            own = own_end
-
-
-def _one(x: int) -> I64:
-    return np.array([x], dtype=np.int64)
-
-
-def _char_boundary(text: npt.NDArray[np.uint8], i: int) -> int:
-    while 0 < i < text.size and (text[i] & 0xC0) == 0x80:
-        i += 1
-    return i
-
-
-# ---------------------------------------------------------------------- arrays
-
-
-def _string_chunks(texts: pa.Array | pa.ChunkedArray) -> list[pa.StringArray]:
-    chunks = texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]
-    out: list[pa.StringArray] = []
-    for c in chunks:
-        if pa.types.is_large_string(c.type) or pa.types.is_string_view(c.type):
-            c = c.cast(pa.string()) if c.nbytes < (1 << 31) - 1 else c
-        if not pa.types.is_string(c.type):
-            raise DetectError(f"detect needs a string array, got {c.type}", field="text", value=str(c.type))
-        out.append(c)
-    return out
-
-
-def iter_batches(arrays: list[pa.StringArray], batch_bytes: int) -> Iterator[tuple[int, pa.StringArray]]:
-    """Slices of at most ``batch_bytes`` of text (or one long text) and their first row number."""
-    base = 0
-    for arr in arrays:
-        n = len(arr)
-        if n == 0:
-            continue
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
-        i = 0
-        while i < n:
-            limit = offsets[i] + batch_bytes
-            j = int(np.searchsorted(offsets, limit, side="right")) - 1
-            j = min(max(j, i + 1), n, i + BATCH_ROWS)
-            # A long text travels alone (it is scanned window by window).
-            long_rows = np.flatnonzero(np.diff(offsets[i : j + 1]) > LONG_TEXT)
-            if long_rows.size:
-                j = i + max(int(long_rows[0]), 1)
-            yield base + i, arr.slice(i, j - i)
-            i = j
-        base += n
 
 
 def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:

@@ -1,8 +1,8 @@
 """Process-pool scanning over batches, with bounded memory.
 
-Owns ``scan_parallel(detector, arrays)``. Each worker builds its own ``Detector``
-once (the compiled Hyperscan databases load from the on-disk cache that the parent
-filled), then scans batches sent as Arrow IPC bytes (so that a slice ships only its
+Owns ``scan_parallel(detector, arrays)``. Each worker restores the parent's
+``Detector`` once from ``Detector.to_bytes`` (the compiled Hyperscan databases travel
+with it: no compile, no cache read), then scans batches sent as Arrow IPC bytes (so that a slice ships only its
 own bytes, not its parent buffer). At most ``2 x workers`` batches are in flight,
 so memory stays bounded by the batch size whatever the input size. Results come
 back in batch order.
@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 _WORKER: dict[str, Any] = {}
 
 
-def _init(member_names: list[str], backend: str, batch_bytes: int) -> None:
+def _init(serialised: bytes) -> None:
     from consentgate.detect.engine import Detector
 
-    _WORKER["detector"] = Detector(member_names, backend=backend, workers=1, batch_bytes=batch_bytes)
+    det = Detector.from_bytes(serialised)
+    det.workers = 1  # a worker scans its batches itself
+    _WORKER["detector"] = det
 
 
 def _to_ipc(arr: pa.Array) -> bytes:
@@ -56,7 +58,8 @@ def _work(payload: bytes, row_base: int) -> tuple[bytes, bytes]:
 
 def scan_parallel(detector: "Detector", arrays: list[pa.StringArray]) -> "ScanResult":
     """Scan ``arrays`` with ``detector.workers`` processes; same result as a serial scan."""
-    from consentgate.detect.engine import SPANS_SCHEMA, TOPICS_SCHEMA, ScanResult, _concat, iter_batches
+    from consentgate.detect.engine import SPANS_SCHEMA, TOPICS_SCHEMA, ScanResult, _concat
+    from consentgate.detect.segments import iter_batches
 
     spans: list[pa.Table] = []
     topics: list[pa.Table] = []
@@ -65,7 +68,7 @@ def scan_parallel(detector: "Detector", arrays: list[pa.StringArray]) -> "ScanRe
     with ProcessPoolExecutor(
         max_workers=detector.workers,
         initializer=_init,
-        initargs=(detector.member_names, detector.backend, detector.batch_bytes),
+        initargs=(detector.to_bytes(),),
     ) as pool:
         for base, batch in iter_batches(arrays, detector.batch_bytes):
             pending.append(pool.submit(_work, _to_ipc(batch), base))
