@@ -15,23 +15,27 @@ at most, so that no content is read that the policy could not use:
    redaction strategy is ``drop_record`` gets ``PII_DROP_RECORD``.
 
 A record is included only if both passes include it. Every input record gets exactly
-one decision, or the build stops. Included records carry their shard and slice:
+one decision, or the build stops; ``decisions.parquet`` is written in record-id order,
+and a record id that repeats stops the build there (``unique_ids``), before anything
+is published. Included records carry their shard and slice:
 within a shard, included records ordered by ``(created_at, record_id)`` at position
 ``p`` of ``n`` go to slice ``p * slices // n``; excluded records are in no shard.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from consentgate.build.files import ROW_GROUP_ROWS, write_stream
 from consentgate.build.plan import BuildPlan
-from consentgate.build.sources import one, quote_str
+from consentgate.build.sources import duplicate_error, one, quote_str
 from consentgate.errors import BuildError
 from consentgate.policy.sql import reasons_of
 
@@ -102,6 +106,36 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
     return int(n[0])
 
 
+class RepeatedId(Exception):
+    """Raised by ``unique_ids`` (and turned into an ``InputError`` by its caller): ``record_id`` repeats."""
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__("a record id repeats")
+        self.record_id = record_id
+
+
+def unique_ids(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Pass through batches sorted by ``record_id`` (first column); raise ``RepeatedId`` at the first id that repeats.
+
+    This is the build's check that record ids are unique: the decisions are written in
+    id order anyway, so a repeat sits next to its twin, and comparing neighbours costs
+    nothing next to a separate hash aggregation over every id (``sources.open_source``).
+    """
+    last: str | None = None
+    for batch in batches:
+        ids = batch.column(0)
+        n = len(ids)
+        if n and last is not None and ids[0].as_py() == last:
+            raise RepeatedId(last)
+        if n > 1:
+            same = pc.equal(ids.slice(1), ids.slice(0, n - 1))
+            if pc.any(same).as_py():
+                raise RepeatedId(str(ids[int(pc.index(same, True).as_py())].as_py()))
+        if n:
+            last = ids[n - 1].as_py()
+        yield batch
+
+
 def _views(con: duckdb.DuckDBPyConnection, work: Path) -> None:
     if any((work / "t").glob("*.parquet")):
         con.execute(f"CREATE OR REPLACE TEMP VIEW topics AS SELECT record_id, topic FROM read_parquet({quote_str(str(work / 't' / '*.parquet'))})")
@@ -143,14 +177,19 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
         "mask": pa.array([k[0] for k in names], pa.int64()), "tcodes": pa.array([k[1] for k in names], pa.string()),
         "reasons": pa.array(list(names.values()), pa.list_(pa.string())),
     }))
-    write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, con.sql("""
+    ordered = con.sql("""
         SELECT record_id, decision, reasons, shard, slice, content_scanned FROM (
             SELECT record_id, decision, reasons, shard, slice, TRUE AS content_scanned FROM scanned
             UNION ALL
             SELECT u.record_id, 'exclude', n.reasons, NULL, NULL, FALSE
             FROM unscanned u JOIN mask_names n ON n.mask = u.mask AND n.tcodes = u.tcodes
         ) ORDER BY record_id
-    """).to_arrow_reader(ROW_GROUP_ROWS))
+    """).to_arrow_reader(ROW_GROUP_ROWS)
+    try:
+        write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, unique_ids(ordered))
+    except RepeatedId as rep:
+        ordered.close()  # the connection takes no new query while a result is open
+        raise duplicate_error(con, "records", "record_id", plan.records.describe(), rep.record_id) from None
     con.unregister("mask_names")
     con.execute(
         f"COPY (SELECT record_id, shard, slice FROM scanned WHERE decision = 'include' ORDER BY shard, record_id) "

@@ -215,7 +215,8 @@ class DuckDBEngine:
         try:
             t0 = time.perf_counter()
             progress.phase("check sources", None)
-            records = open_source(con, "records", plan.records, plan.mapping.records, "records")
+            # Record ids are checked unique when the decisions are written, in id order (``decide``).
+            records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False)
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
             con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"

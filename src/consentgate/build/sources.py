@@ -217,8 +217,15 @@ def _check_text_values(con: duckdb.DuckDBPyConnection, relation: str, cols: dict
                                  file=label, field=field.name, record=bad[1])
 
 
-def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapping: TableMapping, view: str) -> SourceTable:
-    """Create view ``view`` over ``src`` in the canonical schema of ``role`` ("records" or "members"), checked."""
+def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapping: TableMapping, view: str,
+                *, check_unique: bool = True) -> SourceTable:
+    """Create view ``view`` over ``src`` in the canonical schema of ``role`` ("records" or "members"), checked.
+
+    ``check_unique=False`` leaves out the check that ids are unique (a hash aggregation over
+    every id: seconds at 10M records). Only a caller that checks it later on its own, before
+    anything is published, may pass it (the build's decide phase writes every id in order
+    and stops at the first repeat: ``build.decide``).
+    """
     schema = RECORDS_SCHEMA if role == "records" else MEMBERS_SCHEMA
     id_field = "record_id" if role == "records" else "member_id"
     files, fmt = source_files(src, role)
@@ -242,11 +249,12 @@ def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapp
     exprs = [f"{_field_expr(f, cols[f.name], types[cols[f.name]], label, mapping)} AS {quote_ident(f.name)}" for f in schema]
     _check_text_values(con, relation, cols, types, schema, id_field, label)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {', '.join(exprs)} FROM {relation}")
-    rows = _check_rows(con, view, schema, id_field, label, role)
+    rows = _check_rows(con, view, schema, id_field, label, role, check_unique)
     return SourceTable(role=role, label=label, files=files, view=view, rows=rows)
 
 
-def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id_field: str, label: str, role: str) -> int:
+def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id_field: str, label: str, role: str,
+                check_unique: bool) -> int:
     v = quote_ident(view)
     nulls = [f"count(*) - count({quote_ident(f.name)})" for f in schema if not f.nullable]
     extra = ""
@@ -272,10 +280,18 @@ def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id
             f"source {label}: the author of record {row[-1]!r} is missing from its participants",
             hint="participants must list every member in the record, the author included.", file=label, field="participants", record=row[-1],
         )
-    dup = one(con.execute(
-        f"SELECT {quote_ident(id_field)}, count(*) FROM {v} GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1"
-    ))
-    if dup is not None:
-        raise InputError(f"source {label}: {id_field} {dup[0]!r} appears {dup[1]} times",
-                         hint=f"Each {id_field} must be unique; deduplicate the source.", file=label, field=id_field, record=dup[0])
+    if check_unique:
+        dup = one(con.execute(
+            f"SELECT {quote_ident(id_field)} FROM {v} GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1"
+        ))
+        if dup is not None:
+            raise duplicate_error(con, view, id_field, label, dup[0])
     return total
+
+
+def duplicate_error(con: duckdb.DuckDBPyConnection, view: str, id_field: str, label: str, value: Any) -> InputError:
+    """The error for an id that appears more than once in source ``view`` (counted there)."""
+    row = one(con.execute(f"SELECT count(*) FROM {quote_ident(view)} WHERE {quote_ident(id_field)} = ?", [value]))
+    times = int(row[0]) if row is not None else 2
+    return InputError(f"source {label}: {id_field} {value!r} appears {times} times",
+                      hint=f"Each {id_field} must be unique; deduplicate the source.", file=label, field=id_field, record=value)
