@@ -323,6 +323,9 @@ class Detector:
         sel = np.nonzero(name_sel | cue_sel)[0]
         if not sel.size:
             return
+        # A name hit inside an accepted entity (a street, an e-mail address) can only
+        # give a PERSON span overlapping it, which is dropped: skip it before its rules run.
+        sel = sel[~(name_sel[sel] & out.overlaps(cs_all[sel], ce_all[sel]))]
         # By position; at one position the longest hit (a member's full name) first.
         sel = sel[np.lexsort((cs_all[sel] - ce_all[sel], cs_all[sel]))]
         pids, sgs = pid_all[sel], sg_all[sel]
@@ -444,6 +447,22 @@ class _Found:
         self.types.append(etype)
         self.start.append(start)
         self.end.append(end)
+
+    def overlaps(self, start: I64, end: I64) -> npt.NDArray[np.bool_]:
+        """Per interval ``[start, end)``: whether it overlaps a span found so far.
+
+        Offsets are those of the whole batch text, where rows never overlap, so one
+        sorted list of the (non-overlapping) spans answers for every row at once.
+        """
+        if not self.start:
+            return np.zeros(start.shape, dtype=bool)
+        ts, te = np.array(self.start, dtype=np.int64), np.array(self.end, dtype=np.int64)
+        order = np.argsort(ts, kind="stable")
+        ts, te = ts[order], te[order]
+        i = np.searchsorted(ts, start, side="right")
+        before = (i > 0) & (te[np.maximum(i - 1, 0)] > start)
+        after = (i < ts.size) & (ts[np.minimum(i, ts.size - 1)] < end)
+        return before | after
 
 
 class _Intervals:
