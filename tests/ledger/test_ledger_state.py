@@ -77,20 +77,32 @@ def test_snapshot_from_state_equals_snapshot_from_events(shared_ledger: Ledger, 
     assert shared_ledger.verify().ok
 
 
-def test_snapshot_uses_the_state_only_when_nothing_is_cut_off(ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_snapshot_reads_all_events_only_when_many_keys_changed_after_the_cutoff(ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As of the newest event: the state alone. Just before it: the state plus the events of the
+    one key that changed since (by member). Forced past the threshold: a scan of all events.
+    Every way gives the snapshot computed from the events."""
+    from consentgate.ledger import asof
+
     ledger.import_file(write_rows(event_rows(60, members=5), tmp_path / "e.parquet"))
     calls: list[str] = []
-    real_state, real_events = snap.read_state, snap.read_events_until
-    monkeypatch.setattr(snap, "read_state", lambda *a, **k: calls.append("state") or real_state(*a, **k))
+    real_rows, real_members, real_events = snap.read_state_rows, asof.member_events, snap.read_events_until
+    monkeypatch.setattr(snap, "read_state_rows", lambda *a, **k: calls.append("state") or real_rows(*a, **k))
+    monkeypatch.setattr(asof, "member_events", lambda *a, **k: calls.append(f"members {sorted(a[3])}") or real_members(*a, **k))
     monkeypatch.setattr(snap, "read_events_until", lambda *a, **k: calls.append("events") or real_events(*a, **k))
-    newest = T0 + timedelta(minutes=59)
+    newest = T0 + timedelta(minutes=59)  # event seq 60, member m9 % 5 = m4, third_party
     ledger.snapshot(newest, tmp_path / "at.parquet")
     assert calls == ["state"]
     ledger.snapshot(newest - timedelta(microseconds=1), tmp_path / "before.parquet")
-    assert calls == ["state", "events"]
+    assert calls == ["state", "state", "members ['m4']"]
+    monkeypatch.setattr(asof, "LATE_MIN", 0)
+    monkeypatch.setattr(asof, "LATE_SHARE", 0.0)
+    ledger.snapshot(newest - timedelta(microseconds=1), tmp_path / "scan.parquet")
+    assert calls[3:] == ["events"]
     at, before = pq.read_table(tmp_path / "at.parquet"), pq.read_table(tmp_path / "before.parquet")
-    assert 60 in at.column("seq").to_pylist()  # the newest event (recorded at minute 59)
-    assert 60 not in before.column("seq").to_pylist()
+    assert at.equals(from_events(ledger)) and 60 in at.column("seq").to_pylist()  # the newest event (recorded at minute 59)
+    cut = int((newest - T0).total_seconds() * 1e6) + int(T0.timestamp() * 1e6) - 1
+    assert before.equals(from_events(ledger, cut)) and 60 not in before.column("seq").to_pylist()
+    assert pq.read_table(tmp_path / "scan.parquet").equals(before)
 
 
 def test_a_write_during_the_state_read_falls_back_to_the_events(ledger: Ledger, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from consentgate.errors import LedgerError
 
 # Key of the PostgreSQL advisory lock that serialises ledger writers ("cgledger" in ASCII).
 PG_LOCK_KEY = 0x6367_6C65_6467_6572 & 0x7FFF_FFFF_FFFF_FFFF
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 _BEGIN_OPTION = "consentgate_begin"
 
 
@@ -85,14 +85,18 @@ def is_sqlite(engine: Engine) -> bool:
 
 
 @contextmanager
-def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A transaction that holds the ledger's single-writer lock until it ends."""
+def write_transaction(engine: Engine, *, pg_lock: bool = True) -> Iterator[Connection]:
+    """A transaction that holds the ledger's single-writer lock until it ends.
+
+    ``pg_lock=False``: on PostgreSQL the caller takes the advisory lock itself, first thing
+    in the transaction (``consentgate.ledger.writes`` sends it with its first reads).
+    """
     try:
         with engine.connect() as conn:
             if is_sqlite(engine):
                 conn.execution_options(**{_BEGIN_OPTION: "IMMEDIATE"})
             with conn.begin():
-                if not is_sqlite(engine):
+                if pg_lock and not is_sqlite(engine):
                     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": PG_LOCK_KEY})
                 yield conn
     except OperationalError as exc:

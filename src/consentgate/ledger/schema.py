@@ -64,6 +64,8 @@ consent_state = Table(
     Column("vocab", Integer, nullable=False),
     UniqueConstraint("member_id", "purpose", "scope", name="uq_consent_state_key"),
 )
+# A snapshot at a past moment finds the keys whose winner came later through it (migration 0003).
+Index("ix_consent_state_recorded_at", consent_state.c.recorded_at)
 
 # One row (id = 1): the chain head the state was brought up to, and the newest
 # recorded_at among those events (a snapshot at or after it may read consent_state).

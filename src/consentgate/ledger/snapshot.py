@@ -82,7 +82,7 @@ def write_snapshot(ledger: Ledger, as_of: datetime | None, out: Path) -> Snapsho
     cut = to_micros(when)
     fmt = _format_of(out)
     heads = read_heads(ledger)
-    table = _from_state(ledger, heads) if _state_covers(heads, cut) else None
+    table = _from_state(ledger, heads, cut) if _state_current(heads) else None
     if table is None:
         table = latest_per_key(read_events_until(ledger, heads.seq, cut))
     _write(table, out, fmt)
@@ -100,21 +100,29 @@ def _format_of(out: Path) -> str:
 
 def read_heads(ledger: Ledger) -> Heads:
     from consentgate.ledger import engine as eng
-    from consentgate.ledger.store import _head
+    from consentgate.ledger.writes import head
 
     with eng.read_connection(ledger.engine) as conn:
-        seq, hash_ = _head(conn)
+        seq, hash_ = head(conn)
         return Heads(seq, hash_, read_state_head(conn))
 
 
-def _state_covers(heads: Heads, cut: int) -> bool:
-    """The state answers a snapshot at ``cut`` when it is at the chain head and nothing is newer than ``cut``."""
+def _state_current(heads: Heads) -> bool:
+    """The state can answer: it was brought up to the chain head that was read with it."""
     st = heads.state
-    return st is not None and heads.seq > 0 and (st.seq, st.hash) == (heads.seq, heads.hash) and (st.max_recorded_at or 0) <= cut
+    return st is not None and heads.seq > 0 and (st.seq, st.hash) == (heads.seq, heads.hash)
 
 
-def _from_state(ledger: Ledger, heads: Heads) -> pa.Table | None:
-    """The snapshot read from ``consent_state``, or None when a writer committed while we read it."""
+def _from_state(ledger: Ledger, heads: Heads, cut: int) -> pa.Table | None:
+    """The snapshot at ``cut`` read from ``consent_state`` -- all of it when nothing newer than
+    ``cut`` exists, else with the late keys' events (``asof``) -- or None when the event path
+    must answer (a writer committed while we read, or too many keys changed after ``cut``)."""
+    from consentgate.ledger import asof
+
+    assert heads.state is not None
+    if (heads.state.max_recorded_at or 0) > cut:
+        rows = asof.rows_before(ledger, heads, cut)
+        return None if rows is None else to_schema(rows)
     table = read_state(ledger, heads)
     return table if head_unchanged(ledger, heads) else None
 
@@ -133,24 +141,27 @@ def read_state(ledger: Ledger, heads: Heads, *, stored_columns: bool = False) ->
     committed between reading ``heads`` and the end of this call: callers compare the
     chain head again afterwards (a write commits events, state and head together).
     """
+    raw = read_state_rows(ledger, heads, STATE_COLS if stored_columns else _ROW_COLS)
+    return raw if stored_columns else to_schema(raw)
+
+
+def read_state_rows(ledger: Ledger, heads: Heads, cols: tuple[str, ...] = _ROW_COLS) -> pa.Table:
+    """Columns ``cols`` of every ``consent_state`` row, sorted by seq (see ``read_state``)."""
     import numpy as np
 
     parts = _PARTS if heads.seq >= 100_000 else 1
-    cols = STATE_COLS if stored_columns else _ROW_COLS
     if ledger.backend == "sqlite":
         # seq is the rowid: each range is a sequential scan and comes back sorted. The last
         # part is open-ended, so no row can fall outside the parts.
         bounds = [heads.seq * i // parts for i in range(parts)] + [None]
         where = [f"seq > {lo}" + ("" if hi is None else f" AND seq <= {hi}") for lo, hi in zip(bounds, bounds[1:])]
-        raw = _read_parallel(ledger, heads.seq, "consent_state", cols, where)
-    else:
-        # PostgreSQL: split by key (each part a plain sequential scan; a seq range would use
-        # the index, slower), then sort by seq here -- rows come in heap order, which the
-        # writes keep close to seq order, so the sort is cheap.
-        where = [f"(hashtext(member_id) & {parts - 1}) = {i}" for i in range(parts)] if parts > 1 else ["true"]
-        raw = _read_parallel(ledger, heads.seq, "consent_state", cols, where)
-        raw = _take(raw, np.argsort(raw.column("seq").to_numpy(), kind="stable"))
-    return raw if stored_columns else _to_schema(raw)
+        return _read_parallel(ledger, heads.seq, "consent_state", cols, where)
+    # PostgreSQL: split by key (each part a plain sequential scan; a seq range would use
+    # the index, slower), then sort by seq here -- rows come in heap order, which the
+    # writes keep close to seq order, so the sort is cheap.
+    where = [f"(hashtext(member_id) & {parts - 1}) = {i}" for i in range(parts)] if parts > 1 else ["true"]
+    raw = _read_parallel(ledger, heads.seq, "consent_state", cols, where)
+    return _take(raw, np.argsort(raw.column("seq").to_numpy(), kind="stable"))
 
 
 def _take(table: pa.Table, rows: Any) -> pa.Table:
@@ -305,24 +316,33 @@ def _pg_copy_csv(ledger: Ledger, query: str, cols: tuple[str, ...]) -> pa.Table:
 
 
 def latest_per_key(events: pa.Table) -> pa.Table:
-    """The latest event per (member_id, purpose, scope) by (recorded_at, seq), sorted by seq, in ``SNAPSHOT_SCHEMA``.
+    """The latest event per (member_id, purpose, scope) by (recorded_at, seq), sorted by seq, in ``SNAPSHOT_SCHEMA``."""
+    return to_schema(latest_rows(events)) if events.num_rows else SNAPSHOT_SCHEMA.empty_table()
 
-    ``events`` has ``_ROW_COLS``. numpy ranks the rows by (recorded_at, seq); DuckDB's hash
-    aggregation (all cores) then takes the greatest rank per key -- member_id and the
-    purpose/scope bits of ``vocab`` -- which is the winner. An integer max per group over
-    zero-copy Arrow columns is ~4x faster here than Arrow's single-threaded ordered
-    group-by on three string columns, or than dictionary-encoding the member ids.
+
+def latest_rows(events: pa.Table) -> pa.Table:
+    """``latest_per_key`` still in ``_ROW_COLS`` (``vocab`` not yet decoded).
+
+    numpy ranks the rows by (recorded_at, seq) -- no sort at all when they already come
+    in that order, as events appended in time order do; DuckDB's hash aggregation (all
+    cores) then takes the greatest rank per key -- member_id and the purpose/scope bits
+    of ``vocab`` -- which is the winner. An integer max per group over zero-copy Arrow
+    columns is ~4x faster here than Arrow's single-threaded ordered group-by on three
+    string columns, or than dictionary-encoding the member ids.
     """
     import duckdb
     import numpy as np
 
     if events.num_rows == 0:
-        return SNAPSHOT_SCHEMA.empty_table()
+        return events
     rec = events.column("recorded_at").to_numpy()
     seq = events.column("seq").to_numpy()
-    order = np.lexsort((seq, rec))
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
+    if bool(np.all(seq[1:] > seq[:-1])) and bool(np.all(rec[1:] >= rec[:-1])):
+        order = rank = np.arange(len(seq))  # already in (recorded_at, seq) order
+    else:
+        order = np.lexsort((seq, rec))
+        rank = np.empty_like(order)
+        rank[order] = np.arange(len(order))
     keyed = pa.table({"member_id": events.column("member_id"), "vocab": events.column("vocab"), "rank": rank})
     con = duckdb.connect(config={"threads": os.cpu_count() or 1})
     try:
@@ -332,10 +352,10 @@ def latest_per_key(events: pa.Table) -> pa.Table:
         con.close()
     winners = order[best.column("r").to_numpy()]
     winners = winners[np.argsort(seq[winners])]  # seq is unique: the output order is fixed
-    return _to_schema(_take(events, winners))
+    return _take(events, winners)
 
 
-def _to_schema(table: pa.Table) -> pa.Table:
+def to_schema(table: pa.Table) -> pa.Table:
     """``_ROW_COLS`` rows (``vocab`` decoded into its four columns) in ``SNAPSHOT_SCHEMA``."""
     cols = {name: table.column(name) for name in table.column_names if name != "vocab"}
     cols.update(decode_vocab(table.column("vocab").to_numpy()))

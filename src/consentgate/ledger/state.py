@@ -19,10 +19,14 @@ from the events and reports the first key whose row disagrees (``check_state``).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, text
+
+from consentgate.errors import InputError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -106,6 +110,20 @@ _PG_UPSERT = (
 )
 
 
+MOVE_HEAD = ("UPDATE consent_state_head SET head_seq = :s, head_hash = :h, max_recorded_at = "
+              "CASE WHEN max_recorded_at IS NULL OR max_recorded_at < :r THEN :r ELSE max_recorded_at END "
+              "WHERE id = 1 AND head_seq = :bs AND head_hash = :bh")
+# One event's state row from its own values; the WHERE keeps the greater (recorded_at, seq),
+# so several rows of one key may be upserted in any order, one statement each.
+UPSERT_ROW = (f"INSERT INTO consent_state ({_COLS}) VALUES ({', '.join(':' + c for c in STATE_COLS)}) "
+               f"ON CONFLICT (member_id, purpose, scope) DO UPDATE SET {_UPDATE} WHERE {_WINS}")
+
+
+def psycopg_sql(sql: str) -> str:
+    """``sql`` with ``:name`` parameters spelled the psycopg way (``%(name)s``)."""
+    return re.sub(r"(?<![:\w]):([a-z_]+)", r"%(\1)s", sql)
+
+
 @dataclass(frozen=True)
 class StateHead:
     """The ``consent_state_head`` row: the state covers events up to ``seq``/``hash``."""
@@ -125,17 +143,39 @@ def advance(conn: Connection, before: tuple[int, str], after: tuple[int, str], n
     ``newest`` is the greatest ``recorded_at`` (microseconds) of the events appended."""
     if before == after:
         return
-    # One statement moves the head row on, and only if it was at ``before``: two round
-    # trips per write (this and the upsert) keep single durable writes cheap.
-    moved = conn.execute(text(
-        "UPDATE consent_state_head SET head_seq = :s, head_hash = :h, max_recorded_at = "
-        "CASE WHEN max_recorded_at IS NULL OR max_recorded_at < :r THEN :r ELSE max_recorded_at END "
-        "WHERE id = 1 AND head_seq = :bs AND head_hash = :bh"),
-        {"s": after[0], "h": after[1], "r": newest, "bs": before[0], "bh": before[1]})
+    if _move_head(conn, before, after, newest):
+        _upsert(conn, before[0])
+
+
+def _move_head(conn: Connection, before: tuple[int, str], after: tuple[int, str], newest: int) -> bool:
+    """Move the head row from ``before`` to ``after``; when it was not at ``before``, rebuild
+    the whole state instead and return False (nothing left to upsert)."""
+    # One statement moves the head row on, and only if it was at ``before``.
+    moved = conn.execute(text(MOVE_HEAD), move_head_params(before, after, newest))
     if moved.rowcount != 1:
         rebuild(conn, after)
-        return
-    _upsert(conn, before[0])
+        return False
+    return True
+
+
+def move_head_params(before: tuple[int, str], after: tuple[int, str], newest: int) -> dict[str, Any]:
+    return {"s": after[0], "h": after[1], "r": newest, "bs": before[0], "bh": before[1]}
+
+
+def state_rows(rows: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Parameters of ``UPSERT_ROW`` for event rows in ``writes.EVENT_COLS`` order."""
+    return [{"member_id": r[2], "purpose": r[3], "scope": r[4], "seq": r[0], "recorded_at": r[8], "choice": r[5],
+             "source": r[6], "policy_version": r[7], "vocab": vocab_of(r[3], r[4], r[5], r[6])} for r in rows]
+
+
+def vocab_of(*values: str) -> int:
+    """``vocab`` of one row's purpose, scope, choice and source (``InputError`` for an unknown value)."""
+    code = 0
+    for i, ((col, known), value) in enumerate(zip(VOCAB_CODES, values)):
+        if value not in known:
+            raise InputError(f"unknown {col} {value!r}", field=col, value=value)
+        code += known.index(value) << _shift(i)
+    return code
 
 
 def rebuild(conn: Connection, head: tuple[int, str]) -> None:

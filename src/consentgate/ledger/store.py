@@ -10,19 +10,16 @@ event is ever updated or deleted. Reads (``state``, ``history``, ``snapshot``,
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select
-from sqlalchemy.exc import IntegrityError
 
 from consentgate.errors import InputError, LedgerError, PolicyError
 from consentgate.ledger import engine as eng
-from consentgate.ledger import state
-from consentgate.ledger.chain import event_hash
+from consentgate.ledger import writes
 from consentgate.ledger.models import (
     GENESIS,
     ConsentEventIn,
@@ -37,7 +34,8 @@ from consentgate.ledger.models import (
 )
 from consentgate.ledger.schema import events, policy_versions
 
-_EVENT_COLS = [events.c[name] for name in ("seq", "event_id", "member_id", "purpose", "scope", "choice", "source", "policy_version", "recorded_at", "idempotency_key", "prev_hash", "hash")]
+_EVENT_COLS = [events.c[name] for name in writes.EVENT_COLS]
+_head = writes.head
 
 
 def open_ledger(url: str, *, create: bool = True) -> Ledger:
@@ -52,19 +50,6 @@ def open_ledger(url: str, *, create: bool = True) -> Ledger:
     else:
         eng.check_initialised(engine)
     return Ledger(engine)
-
-
-def _stored(row: Row[Any] | Sequence[Any]) -> StoredEvent:
-    r = tuple(row)
-    return StoredEvent(
-        seq=int(r[0]), event_id=r[1], member_id=r[2], purpose=r[3], scope=r[4], choice=r[5], source=r[6],
-        policy_version=r[7], recorded_at=from_micros(int(r[8])), idempotency_key=r[9], prev_hash=r[10], hash=r[11],
-    )
-
-
-def _same_choice(stored: StoredEvent, ev: ConsentEventIn) -> bool:
-    fields = ("member_id", "purpose", "scope", "choice", "source", "policy_version")
-    return all(getattr(stored, f) == getattr(ev, f) for f in fields)
 
 
 class Ledger:
@@ -102,33 +87,8 @@ class Ledger:
         keys = list(idempotency_keys) if idempotency_keys is not None else [None] * len(evs)
         if len(keys) != len(evs):
             raise InputError("record_many needs one idempotency key (or None) per event")
-        with eng.write_transaction(self._engine) as conn:
-            seq, prev = before = _head(conn)
-            out: list[StoredEvent] = []
-            for ev, key in zip(evs, keys):
-                existing = _by_key(conn, key) if key is not None else None
-                if existing is not None:
-                    if not _same_choice(existing, ev):
-                        raise InputError(
-                            f"idempotency key {key!r} was already used for a different event (seq {existing.seq})",
-                            hint="Use a new idempotency key for a new choice.", field="idempotency_key", value=key,
-                        )
-                    out.append(existing)
-                    continue
-                if ev.event_id is not None and _event_exists(conn, ev.event_id):
-                    raise InputError(
-                        f"event_id {ev.event_id!r} is already in the ledger", field="event_id", value=ev.event_id,
-                        hint="Each event needs a unique event_id; leave it out to have one generated.",
-                    )
-                seq += 1
-                row = (seq, ev.event_id or uuid.uuid4().hex, ev.member_id, ev.purpose, ev.scope, ev.choice, ev.source,
-                       ev.policy_version, to_micros(ev.recorded_at or utc_now()), key, prev)
-                prev = event_hash(row)
-                _insert(conn, [(*row, prev)])
-                out.append(_stored((*row, prev)))
-            if seq > before[0]:
-                state.advance(conn, before, (seq, prev), max(to_micros(e.recorded_at) for e in out if e.seq > before[0]))
-            return out
+        with eng.write_transaction(self._engine, pg_lock=False) as conn:
+            return writes.append(conn, evs, keys)
 
     def import_file(self, path: Path) -> int:
         """Import a Parquet / CSV / JSONL file of canonical ``consent_events`` (all or nothing); returns the count."""
@@ -164,7 +124,7 @@ class Ledger:
         """Every event of one member, in sequence order."""
         with eng.read_connection(self._engine) as conn:
             rows = conn.execute(select(*_EVENT_COLS).where(events.c.member_id == member_id).order_by(events.c.seq))
-            return [_stored(r) for r in rows]
+            return [writes.stored(r) for r in rows]
 
     def state(self, member_id: str, as_of: datetime | None = None) -> list[MemberState]:
         """The member's standing choice per (purpose, scope) at ``as_of`` (default now), with the deciding event.
@@ -212,31 +172,6 @@ class Ledger:
 
 def _version_key(version: str) -> tuple[tuple[int, str], ...]:
     return tuple((int(p), "") if p.isdigit() else (-1, p) for p in version.split("."))
-
-
-def _head(conn: Connection) -> tuple[int, str]:
-    row = conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)).first()
-    return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
-
-
-def _by_key(conn: Connection, key: str) -> StoredEvent | None:
-    row = conn.execute(select(*_EVENT_COLS).where(events.c.idempotency_key == key)).first()
-    return None if row is None else _stored(row)
-
-
-def _event_exists(conn: Connection, event_id: str) -> bool:
-    return conn.execute(select(events.c.seq).where(events.c.event_id == event_id)).first() is not None
-
-
-def _insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
-    names = [c.name for c in _EVENT_COLS]
-    try:
-        conn.execute(events.insert(), [dict(zip(names, r)) for r in rows])
-    except IntegrityError:
-        raise InputError(
-            "event_id or idempotency key already in the ledger", field="event_id",
-            hint="Each event needs a unique event_id; leave it out to have one generated.",
-        ) from None
 
 
 def _policy(conn: Connection, name: str, version: str) -> PublishedPolicy | None:
