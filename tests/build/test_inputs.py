@@ -303,3 +303,28 @@ def test_a_build_where_the_screen_admits_nothing(small_network: Path, write_spec
     assert all("UNKNOWN_CATEGORY" in r for r in d.column("reasons").to_pylist())
     assert result.counts["content_scanned"] == 0 and sum(result.manifest["sharding"]["rows"]) == 0
     assert verify_build(result.output).ok
+
+
+def test_a_participant_missing_from_members_keeps_the_record_out_unscanned(small_network: Path, write_spec: Callable[..., Path],
+                                                                          settings: Settings, tmp_path: Path) -> None:
+    """A record the screen includes but whose participant is not in the members source cannot be traced for
+    removal: it is excluded with PARTICIPANT_NOT_IN_MEMBERS, its text unread; every other decision is unchanged."""
+    before = run_build(load_spec(write_spec(small_network, name="before.yaml")), workers=1, progress=False, settings=settings)
+    d0 = {r["record_id"]: r for r in pq.read_table(before.output / "decisions.parquet").to_pylist()}
+    t = _records(small_network)
+    cats = dict(zip(t.column("record_id").to_pylist(), t.column("category").to_pylist()))
+    target = next(rid for rid, r in sorted(d0.items()) if r["decision"] == "include" and cats[rid] == "post")
+    parts = [p + ["m-not-a-member"] if rid == target else p
+             for rid, p in zip(t.column("record_id").to_pylist(), t.column("participants").to_pylist())]
+    t = t.set_column(t.schema.get_field_index("participants"), "participants", pa.array(parts, t.schema.field("participants").type))
+    recs = _write_records(tmp_path, t)
+    after = run_build(load_spec(write_spec(small_network, sources=_sources(small_network, records=str(recs)), output=str(tmp_path / "after"))),
+                      workers=2, progress=False, settings=settings)
+    d1 = {r["record_id"]: r for r in pq.read_table(after.output / "decisions.parquet").to_pylist()}
+    assert len(d1) == len(d0) == t.num_rows
+    got = d1.pop(target)
+    assert (got["decision"], got["reasons"], got["content_scanned"], got["shard"]) == ("exclude", ["PARTICIPANT_NOT_IN_MEMBERS"], False, None)
+    assert after.counts["by_reason"]["PARTICIPANT_NOT_IN_MEMBERS"] == 1
+    assert after.counts["content_scanned"] == before.counts["content_scanned"] - 1
+    d0.pop(target)
+    assert {k: (v["decision"], v["reasons"]) for k, v in d1.items()} == {k: (v["decision"], v["reasons"]) for k, v in d0.items()}

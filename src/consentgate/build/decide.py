@@ -169,8 +169,12 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
         FROM d
         WINDOW w AS (PARTITION BY shard, included ORDER BY created_at, record_id)
     """)
-    con.execute("CREATE OR REPLACE TEMP TABLE unscanned AS SELECT s.record_id, s.mask, coalesce(s.tcodes, '') AS tcodes FROM screen s "
-                "WHERE NOT EXISTS (SELECT 1 FROM cand c WHERE c.record_id = s.record_id)")
+    # The records the screen excluded, and those it included but held back for an unknown participant
+    # (``unknown_part`` holds only included ones): a filter and a small join, the same rows as an
+    # anti-join of every record against the candidates.
+    con.execute("CREATE OR REPLACE TEMP TABLE unscanned AS SELECT record_id, mask, coalesce(tcodes, '') AS tcodes FROM screen "
+                f"WHERE NOT ({_SCREEN_INCLUDES}) UNION ALL "
+                "SELECT s.record_id, s.mask, '' FROM screen s SEMI JOIN unknown_part u ON u.record_id = s.record_id")
     groups = con.execute("SELECT mask, tcodes, count(*) FROM unscanned GROUP BY ALL").fetchall()
     names = {(int(m), str(t)): list(reasons_of(int(m), str(t))) or [REASON_UNKNOWN_PARTICIPANT] for m, t, _ in groups}
     con.register("mask_names", pa.table({
