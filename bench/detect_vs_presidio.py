@@ -8,7 +8,10 @@ Measures, in the same run and on the same texts:
 2. generated demo records (consentgate.demo.network.generate_network): texts/s of
    both tools on a sample, and consentgate over 1,000,000 records;
 3. memory flatness: peak RSS of a streaming scan (Parquet batches) over 125k ... 1M
-   records, each size in a fresh process.
+   records, each size in a fresh process;
+4. building a Detector with the distinct display names of --members generated
+   members (757,568 for 1M): cold (empty database cache), warm (cache filled), and
+   ``Detector.from_bytes`` (what a process-pool worker does), each in a fresh process.
 
 Presidio is not a consentgate dependency; install it for this script only:
     .venv/bin/pip install presidio-analyzer==2.2.366 presidio-anonymizer==2.2.366
@@ -236,10 +239,63 @@ def section_memory(path: Path, records: int, lines: list[str]) -> None:
         lines.append(f"{int(seen):>10,} {int(spans):>10,} {int(rss) / 1024:>32.0f}")
 
 
+_BUILD = """
+import sys, time
+import pyarrow.parquet as pq
+t0 = time.perf_counter()
+from consentgate.detect import Detector
+names = pq.read_table(sys.argv[1]).column(0).to_pylist()  # a list, as the build passes it
+t1 = time.perf_counter()
+det = Detector(member_names=names)
+t2 = time.perf_counter()
+if len(sys.argv) > 2:
+    open(sys.argv[2], "wb").write(det.to_bytes())
+print(f"{t1 - t0:.3f} {t2 - t1:.3f}")
+"""
+_RESTORE = """
+import sys, time
+t0 = time.perf_counter()
+from consentgate.detect import Detector
+data = open(sys.argv[1], "rb").read()
+t1 = time.perf_counter()
+Detector.from_bytes(data)
+print(f"{t1 - t0:.3f} {time.perf_counter() - t1:.3f} {len(data)}")
+"""
+
+
+def section_construction(members: int, lines: list[str], workdir: Path) -> None:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from consentgate.demo.members import generate_members
+
+    names = pc.unique(generate_members(np.random.default_rng(11), members).names)
+    path = workdir / "names.parquet"
+    pq.write_table(pa.table({"display_name": names}), path)
+    env = {**os.environ, "CONSENTGATE_CACHE_DIR": str(workdir / "hs-cache")}
+    blob = workdir / "detector.bin"
+
+    def run(script: str, *args: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True, env=env)
+        return out.stdout.split()
+
+    lines.append("")
+    lines.append(f"## 4. Detector(member_names=...) with {len(names):,} distinct display names ({members:,} generated members)")
+    lines.append("fresh process each; seconds for the constructor (imports and reading the names excluded)")
+    cold = float(run(_BUILD, str(path))[1])
+    warm = [float(run(_BUILD, str(path), str(blob))[1]) for _ in range(3)]
+    restore = [run(_RESTORE, str(blob)) for _ in range(3)]
+    lines.append(f"cold (empty Hyperscan database cache, compiles): {cold:.1f} s")
+    lines.append(f"warm (databases from the disk cache), median of 3: {statistics.median(warm):.2f} s")
+    lines.append(f"Detector.from_bytes (databases carried in the {int(restore[0][2]) / 1e6:.0f} MB blob), median of 3: "
+                 f"{statistics.median(float(r[1]) for r in restore):.2f} s")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000, help="generated records for sections 2 and 3")
     ap.add_argument("--reps", type=int, default=3, help="repetitions per timing (median reported)")
+    ap.add_argument("--members", type=int, default=1_000_000, help="generated members for section 4 (0 skips it)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "detect_vs_presidio.txt")
     args = ap.parse_args()
     lines = [
@@ -254,6 +310,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cg-bench-") as tmp:
         path = section_generated(args.records, args.reps, lines, Path(tmp))
         section_memory(path, args.records, lines)
+        if args.members:
+            section_construction(args.members, lines, Path(tmp))
     print("\n".join(lines[mark:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

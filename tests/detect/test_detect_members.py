@@ -66,3 +66,16 @@ def test_bad_serialised_detector_is_refused(detector: Detector) -> None:
         Detector.from_bytes(b"not a detector")
     with pytest.raises(DetectError, match="bytes left over"):
         Detector.from_bytes(detector.to_bytes() + b"x")
+
+
+def test_corrupt_database_in_a_serialised_detector_is_refused(detector: Detector) -> None:
+    import json
+
+    data = bytearray(detector.to_bytes())
+    magic_end = data.index(b"\n") + 1
+    hlen = int.from_bytes(data[magic_end : magic_end + 8], "little")
+    header = json.loads(data[magic_end + 8 : magic_end + 8 + hlen])
+    first_db = magic_end + 8 + hlen + header["names"]
+    data[first_db : first_db + 16] = b"\x00" * 16  # the first database's header
+    with pytest.raises(DetectError, match="cannot load a serialised Hyperscan database"):
+        Detector.from_bytes(bytes(data))

@@ -236,8 +236,11 @@ def _cached_db(digest: str, compile_fn: Callable[[], Any], preloaded: Mapping[st
 
     blob = preloaded.get(digest)
     if blob is not None:
-        db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
-        db.scratch = hyperscan.Scratch(db)
+        try:
+            db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+            db.scratch = hyperscan.Scratch(db)
+        except Exception as exc:  # noqa: BLE001 - hyperscan raises its own error types
+            raise DetectError(f"cannot load a serialised Hyperscan database ({exc})", field="detector", value=digest[:12]) from exc
         return db
     version = getattr(hyperscan, "__version__", "unknown")
     path = _cache_dir() / f"hs-{version}-{digest[:32]}.db"
