@@ -158,7 +158,7 @@ def build_scanner(
 
     Each literal group is compiled (and cached) separately, so that a changing
     member directory does not recompile the large, stable name lexicon.
-    ``preloaded``: serialised Hyperscan databases by cache key (``Scanner.databases``
+    ``preloaded``: serialised Hyperscan databases by cache key (``Scanner.serialised()``
     of another process), used before the disk cache.
     """
     name = resolve_backend(backend)
