@@ -175,39 +175,64 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     con.execute("CREATE OR REPLACE TEMP TABLE unscanned AS SELECT record_id, mask, coalesce(tcodes, '') AS tcodes FROM screen "
                 f"WHERE NOT ({_SCREEN_INCLUDES}) UNION ALL "
                 "SELECT s.record_id, s.mask, '' FROM screen s SEMI JOIN unknown_part u ON u.record_id = s.record_id")
-    groups = con.execute("SELECT mask, tcodes, count(*) FROM unscanned GROUP BY ALL").fetchall()
-    names = {(int(m), str(t)): list(reasons_of(int(m), str(t))) or [REASON_UNKNOWN_PARTICIPANT] for m, t, _ in groups}
-    con.register("mask_names", pa.table({
-        "mask": pa.array([k[0] for k in names], pa.int64()), "tcodes": pa.array([k[1] for k in names], pa.string()),
-        "reasons": pa.array(list(names.values()), pa.list_(pa.string())),
-    }))
-    ordered = con.sql("""
-        SELECT record_id, decision, reasons, shard, slice, content_scanned FROM (
-            SELECT record_id, decision, reasons, shard, slice, TRUE AS content_scanned FROM scanned
-            UNION ALL
-            SELECT u.record_id, 'exclude', n.reasons, NULL, NULL, FALSE
-            FROM unscanned u JOIN mask_names n ON n.mask = u.mask AND n.tcodes = u.tcodes
-        ) ORDER BY record_id
-    """).to_arrow_reader(ROW_GROUP_ROWS)
-    try:
-        write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, unique_ids(ordered))
-    except RepeatedId as rep:
-        ordered.close()  # the connection takes no new query while a result is open
-        raise duplicate_error(con, "records", "record_id", plan.records.describe(), rep.record_id) from None
-    con.unregister("mask_names")
+    total = one(con.execute("SELECT count(*) FROM screen"))  # every record (checked when the screen ran)
+    by_reason = _write_decisions(con, plan, out, int(total[0]))
     con.execute(
         f"COPY (SELECT record_id, shard, slice FROM scanned WHERE decision = 'include' ORDER BY shard, record_id) "
         f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
     )
-    by_reason: dict[str, int] = {}
-    for reasons, n in [(names[(int(m), str(t))], c) for m, t, c in groups] + con.execute("SELECT reasons, count(*) FROM scanned GROUP BY ALL").fetchall():
-        for r in reasons:
-            by_reason[str(r)] = by_reason.get(str(r), 0) + int(n)
     counts = _counts(con, by_reason)
     counts["content_scanned"] = candidates
     for table in ("scanned", "unscanned", "policy_out", "screen", "unknown_part", "cand", CANDIDATES):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)
+
+
+def _write_decisions(con: duckdb.DuckDBPyConnection, plan: BuildPlan, out: Path, total: int) -> dict[str, int]:
+    """Write ``decisions.parquet`` in record-id order, one row per record; return the count per reason.
+
+    Each distinct (decision, reasons) is a group with a small integer ``g``: DuckDB sorts the
+    ids carrying that integer rather than the reason lists (a third of the time at 10M
+    records), and each sorted batch gets its decision and reasons back by ``g`` in Arrow.
+    """
+    masks = con.execute("SELECT mask, tcodes, count(*) FROM unscanned GROUP BY ALL").fetchall()
+    kept = con.execute("SELECT decision, reasons, count(*) FROM scanned GROUP BY ALL").fetchall()
+    groups = [("exclude", list(reasons_of(int(m), str(t))) or [REASON_UNKNOWN_PARTICIPANT], int(c)) for m, t, c in masks]
+    groups += [(str(d), [str(x) for x in r], int(c)) for d, r, c in kept]
+    con.register("g_mask", pa.table({"mask": pa.array([int(m) for m, _, _ in masks], pa.int64()),
+                                     "tcodes": pa.array([str(t) for _, t, _ in masks], pa.string()),
+                                     "g": pa.array(range(len(masks)), pa.int32())}))
+    con.register("g_scan", pa.table({"decision": pa.array([d for d, _, _ in groups[len(masks):]], pa.string()),
+                                     "reasons": pa.array([r for _, r, _ in groups[len(masks):]], pa.list_(pa.string())),
+                                     "g": pa.array(range(len(masks), len(groups)), pa.int32())}))
+    decision_of = pa.array([d for d, _, _ in groups], pa.string())
+    reasons_by_g = pa.array([r for _, r, _ in groups], pa.list_(pa.string()))
+    ordered = con.sql("""
+        SELECT record_id, g, shard, slice, content_scanned FROM (
+            SELECT s.record_id, k.g, s.shard, s.slice, TRUE AS content_scanned
+            FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
+            UNION ALL
+            SELECT u.record_id, k.g, NULL, NULL, FALSE FROM unscanned u JOIN g_mask k ON k.mask = u.mask AND k.tcodes = u.tcodes
+        ) ORDER BY record_id
+    """).to_arrow_reader(ROW_GROUP_ROWS)
+    batches = (pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_by_g.take(b.column(1)), b.column(2).cast(pa.int32()),
+                                b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA) for b in unique_ids(ordered))
+    try:
+        written = write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, batches)
+    except RepeatedId as rep:
+        ordered.close()  # the connection takes no new query while a result is open
+        raise duplicate_error(con, "records", "record_id", plan.records.describe(), rep.record_id) from None
+    finally:
+        con.unregister("g_mask")
+        con.unregister("g_scan")
+    if written != total or sum(c for _, _, c in groups) != total:
+        raise BuildError(f"decisions.parquet would hold {written} decisions for {total} records",
+                         hint="Report this with --debug output: every record must be decided exactly once.")
+    by_reason: dict[str, int] = {}
+    for _, reasons, n in groups:
+        for r in reasons:
+            by_reason[r] = by_reason.get(r, 0) + n
+    return by_reason
 
 
 def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int]) -> dict[str, Any]:
