@@ -79,3 +79,29 @@ def test_corrupt_database_in_a_serialised_detector_is_refused(detector: Detector
     data[first_db : first_db + 16] = b"\x00" * 16  # the first database's header
     with pytest.raises(DetectError, match="cannot load a serialised Hyperscan database"):
         Detector.from_bytes(bytes(data))
+
+
+def test_processes_starting_together_compile_a_new_database_once(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+    import time
+
+    from consentgate.detect import backend as B
+    from consentgate.detect.patterns import PATTERNS
+
+    monkeypatch.setenv("CONSENTGATE_CACHE_DIR", str(tmp_path))
+    compiled: list[int] = []
+    real = B._compile_regex
+
+    def slow_compile(pats: list[object]) -> object:
+        compiled.append(1)
+        time.sleep(0.3)  # both threads are inside _cached_db by now
+        return real(pats)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(B, "_compile_regex", slow_compile)
+    scanners: list[object] = []
+    threads = [threading.Thread(target=lambda: scanners.append(B.HyperscanScanner(PATTERNS[:3], []))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(scanners) == 2 and compiled == [1]

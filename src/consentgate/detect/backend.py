@@ -22,13 +22,14 @@ compiling the full lexicon takes seconds.
 from __future__ import annotations
 
 import array
+import contextlib
 import functools
 import hashlib
 import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Final, Mapping, Protocol, Sequence
+from typing import Any, Callable, Final, Iterator, Mapping, Protocol, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -231,36 +232,73 @@ def _cache_dir() -> Path:
 
 
 def _cached_db(digest: str, compile_fn: Callable[[], Any], preloaded: Mapping[str, bytes]) -> Any:
-    """The database with cache key ``digest``: from ``preloaded``, the disk cache, or compiled (and cached)."""
+    """The database with cache key ``digest``: from ``preloaded``, the disk cache, or compiled (and cached).
+
+    Compiling holds a lock file beside the cache entry, so processes that start
+    together (a pool's workers) compile a new database once: the others wait, then load it.
+    """
     import hyperscan
 
     blob = preloaded.get(digest)
     if blob is not None:
         try:
-            db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
-            db.scratch = hyperscan.Scratch(db)
+            return _load(blob)
         except Exception as exc:  # noqa: BLE001 - hyperscan raises its own error types
             raise DetectError(f"cannot load a serialised Hyperscan database ({exc})", field="detector", value=digest[:12]) from exc
-        return db
     version = getattr(hyperscan, "__version__", "unknown")
     path = _cache_dir() / f"hs-{version}-{digest[:32]}.db"
-    if path.is_file():
-        try:
-            db = hyperscan.loadb(path.read_bytes(), hyperscan.HS_MODE_BLOCK)
-            db.scratch = hyperscan.Scratch(db)
+    db = _load_file(path)
+    if db is not None:
+        return db
+    with _compile_lock(path.with_suffix(".lock")):
+        db = _load_file(path)  # compiled by another process while this one waited
+        if db is not None:
             return db
-        except Exception:  # noqa: BLE001 - a stale or corrupt cache entry is recompiled
-            pass
-    db = compile_fn()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hs-")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(hyperscan.dumpb(db))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # caching is an optimisation only
+        db = compile_fn()
+        try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hs-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(hyperscan.dumpb(db))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # caching is an optimisation only
     return db
+
+
+def _load(blob: bytes) -> Any:
+    import hyperscan
+
+    db = hyperscan.loadb(blob, hyperscan.HS_MODE_BLOCK)
+    db.scratch = hyperscan.Scratch(db)
+    return db
+
+
+def _load_file(path: Path) -> Any:
+    """The cached database at ``path``, or None when there is none or it does not load."""
+    if not path.is_file():
+        return None
+    try:
+        return _load(path.read_bytes())
+    except Exception:  # noqa: BLE001 - a stale or corrupt cache entry is recompiled
+        return None
+
+
+@contextlib.contextmanager
+def _compile_lock(path: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``path`` while compiling; none where that is impossible."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except (ImportError, OSError):
+        yield  # no lock (read-only cache directory, no fcntl): each process compiles
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
 
 
 def _key(kind: str, ids: I64, *groups: LiteralGroup) -> "hashlib._Hash":
