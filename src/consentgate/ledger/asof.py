@@ -34,8 +34,12 @@ if TYPE_CHECKING:
 
 # The state path is taken while the late keys are at most this share of the events
 # (or at most LATE_MIN): their events are read by index, the rest of the ledger not at all.
-LATE_SHARE = 0.05
+# Measured at 1M members / 3M events: the state path costs about the as-of-now snapshot
+# plus 17 us (SQLite) / 25 us (PostgreSQL) per late key, a scan of all events about 2x
+# the as-of-now snapshot; they break even near 3% of the events.
+LATE_SHARE = 0.03
 LATE_MIN = 20_000
+_MMAP_BYTES = 1 << 34
 _COLS = ("member_id", "vocab", "policy_version", "recorded_at", "seq")  # snapshot._ROW_COLS
 
 
@@ -109,7 +113,9 @@ def member_events(ledger: Ledger, head_seq: int, cut: int, members: list[str]) -
         sql = f"{select} WHERE member_id IN (SELECT value FROM json_each(?)) AND recorded_at <= ? AND seq <= ?"
         rows = _sqlite_rows(str(ledger.engine.url.database), sql, (json.dumps(members), cut, head_seq))
     else:
-        sql = f"{select} WHERE member_id = ANY(%s) AND recorded_at <= %s AND seq <= %s"
+        # A join with the list (not ``= ANY``) keeps to the member index whatever the statistics say.
+        sql = (f"{select} JOIN unnest(%s::text[]) AS late(member_id) USING (member_id) "
+               "WHERE recorded_at <= %s AND seq <= %s")
         rows = _pg_rows(ledger, sql, (members, cut, head_seq))
     from consentgate.ledger.snapshot import _TYPES
 
@@ -123,6 +129,7 @@ def _sqlite_rows(path: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
 
     conn = sqlite3.connect(f"file:{quote(path)}", uri=True, timeout=60.0)
     try:
+        conn.execute(f"PRAGMA mmap_size = {_MMAP_BYTES}")  # index lookups read pages in place, not copied
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()

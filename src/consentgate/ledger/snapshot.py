@@ -156,11 +156,8 @@ def read_state_rows(ledger: Ledger, heads: Heads, cols: tuple[str, ...] = _ROW_C
         bounds = [heads.seq * i // parts for i in range(parts)] + [None]
         where = [f"seq > {lo}" + ("" if hi is None else f" AND seq <= {hi}") for lo, hi in zip(bounds, bounds[1:])]
         return _read_parallel(ledger, heads.seq, "consent_state", cols, where)
-    # PostgreSQL: split by key (each part a plain sequential scan; a seq range would use
-    # the index, slower), then sort by seq here -- rows come in heap order, which the
-    # writes keep close to seq order, so the sort is cheap.
-    where = [f"(hashtext(member_id) & {parts - 1}) = {i}" for i in range(parts)] if parts > 1 else ["true"]
-    raw = _read_parallel(ledger, heads.seq, "consent_state", cols, where)
+    # PostgreSQL: split by heap pages (see ``_pg_page_ranges``), then sort by seq here.
+    raw = _read_parallel(ledger, heads.seq, "consent_state", cols, _pg_page_ranges(ledger, "consent_state", parts))
     return _take(raw, np.argsort(raw.column("seq").to_numpy(), kind="stable"))
 
 
@@ -184,9 +181,29 @@ def read_events_until(ledger: Ledger, head_seq: int, cut: int) -> pa.Table:
     if head_seq == 0:
         return pa.schema(_ROW_TYPES).empty_table()
     parts = _PARTS if head_seq >= 100_000 else 1
-    bounds = [(head_seq * i // parts, head_seq * (i + 1) // parts) for i in range(parts)]
-    where = [f"seq > {lo} AND seq <= {hi} AND recorded_at <= {int(cut)}" for lo, hi in bounds]
+    if ledger.backend == "sqlite":  # seq ranges: rowid range scans, rows in seq order
+        bounds = [(head_seq * i // parts, head_seq * (i + 1) // parts) for i in range(parts)]
+        where = [f"seq > {lo} AND seq <= {hi} AND recorded_at <= {int(cut)}" for lo, hi in bounds]
+    else:  # heap page ranges (rows in heap order, which is append order: latest_rows sorts if not)
+        where = [f"{pages} AND seq <= {head_seq} AND recorded_at <= {int(cut)}" for pages in _pg_page_ranges(ledger, "consent_events", parts)]
     return _read_parallel(ledger, head_seq, "consent_events", _ROW_COLS, where)
+
+
+def _pg_page_ranges(ledger: Ledger, table: str, parts: int) -> list[str]:
+    """Conditions splitting PostgreSQL ``table`` into ``parts`` ranges of heap pages (``ctid``):
+    each part is one TID range scan of its own pages, whatever the planner's statistics
+    say (a seq range may become an index scan; a split by key scans the whole table per
+    part). The last range is open-ended, so rows on pages added meanwhile are not lost."""
+    if parts == 1:
+        return ["true"]
+    from sqlalchemy import text
+
+    with ledger.engine.connect() as conn:
+        pages = int(conn.execute(text(f"SELECT pg_relation_size('{table}') / current_setting('block_size')::int")).scalar_one())
+    cuts = [pages * i // parts for i in range(1, parts)]
+    lower = [f"ctid >= '({c},0)'::tid" for c in cuts]
+    upper = [f"ctid < '({c},0)'::tid" for c in cuts]
+    return [upper[0], *(f"{lo} AND {hi}" for lo, hi in zip(lower, upper[1:])), lower[-1]]
 
 
 def _read_parallel(ledger: Ledger, head_seq: int, table: str, cols: tuple[str, ...], where: list[str]) -> pa.Table:
@@ -337,7 +354,8 @@ def latest_rows(events: pa.Table) -> pa.Table:
         return events
     rec = events.column("recorded_at").to_numpy()
     seq = events.column("seq").to_numpy()
-    if bool(np.all(seq[1:] > seq[:-1])) and bool(np.all(rec[1:] >= rec[:-1])):
+    in_seq_order = bool(np.all(seq[1:] > seq[:-1]))
+    if in_seq_order and bool(np.all(rec[1:] >= rec[:-1])):
         order = rank = np.arange(len(seq))  # already in (recorded_at, seq) order
     else:
         order = np.lexsort((seq, rec))
@@ -351,8 +369,9 @@ def latest_rows(events: pa.Table) -> pa.Table:
     finally:
         con.close()
     winners = order[best.column("r").to_numpy()]
-    winners = winners[np.argsort(seq[winners])]  # seq is unique: the output order is fixed
-    return _take(events, winners)
+    # seq is unique, so the output order is fixed; rows read in seq order need only their positions sorted
+    winners = np.sort(winners) if in_seq_order else winners[np.argsort(seq[winners])]
+    return events.take(pa.array(winners))  # (plain take: with vocab packed, only policy_version would gain from _take)
 
 
 def to_schema(table: pa.Table) -> pa.Table:
