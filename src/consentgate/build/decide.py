@@ -178,7 +178,8 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     total = one(con.execute("SELECT count(*) FROM screen"))  # every record (checked when the screen ran)
     by_reason = _write_decisions(con, plan, out, int(total[0]))
     con.execute(
-        f"COPY (SELECT record_id, shard, slice FROM scanned WHERE decision = 'include' ORDER BY shard, record_id) "
+        "COPY (SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
+        f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include' ORDER BY s.shard, s.record_id) "
         f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
     )
     counts = _counts(con, by_reason)

@@ -40,7 +40,7 @@ import pyarrow.parquet as pq
 from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress, StepConfig
 from consentgate.build.sources import one, open_source, quote_str
-from consentgate.build.steps import ANNOTATED_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
+from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 from consentgate.errors import BuildError
 
@@ -100,11 +100,12 @@ def write_shard(cfg: StepConfig, k: int, work: Path, out: Path, member_index: Pa
     from pyroaring import BitMap
 
     con = connect(work / f"tmp-{k}", threads=1, memory=_MEMORY_WORKER)
-    cols = ", ".join(f"a.{quote_ident_simple(c)}" for c in RECORDS_SCHEMA.names)
+    # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from included.parquet.
+    cols = ", ".join(f"{'a' if c in DETECT_SCHEMA.names else 'i'}.{quote_ident_simple(c)}" for c in RECORDS_SCHEMA.names)
     query = (
         f"SELECT {cols}, a.spans, i.slice FROM read_parquet({quote_str(str(work / 'a' / '*.parquet'))}) a "
-        f"JOIN (SELECT record_id, slice FROM read_parquet({quote_str(str(work / 'included.parquet'))}) WHERE shard = {k}) i "
-        f"ON a.record_id = i.record_id WHERE a.shard = {k} ORDER BY a.created_at, a.record_id"
+        f"JOIN (SELECT * FROM read_parquet({quote_str(str(work / 'included.parquet'))}) WHERE shard = {k}) i "
+        f"ON a.record_id = i.record_id WHERE a.shard = {k} ORDER BY i.created_at, a.record_id"
     )
     counts: dict[str, int] = {}
     path = out / "data" / f"{shard_name(k)}.parquet"
@@ -242,9 +243,10 @@ class DuckDBEngine:
             try:
                 t0 = time.perf_counter()
                 progress.phase("detect", candidates)
-                cols = ", ".join(f"r.{quote_ident_simple(c)}" for c in RECORDS_SCHEMA.names)
+                # Only what detection needs: reading the other columns too doubles the time of this read.
+                cols = ", ".join(f"r.{quote_ident_simple(c)}" for c in DETECT_SCHEMA.names)
                 reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
-                jobs = ((cfg, i, b.cast(RECORDS_SCHEMA), work) for i, b in enumerate(reader))
+                jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(reader))
                 runner.map_bounded(annotate_part, jobs, progress.advance)
                 reader.close()
                 timings["detect"] = time.perf_counter() - t0

@@ -25,8 +25,11 @@ if TYPE_CHECKING:
 SPAN_TYPE = pa.struct([pa.field("entity_type", pa.string()), pa.field("start", pa.int32()), pa.field("end", pa.int32())])
 SPANS_TYPE = pa.list_(pa.field("item", SPAN_TYPE))
 
+# What detection reads of a record: its id, the sharding key and the text. The other columns
+# (category, author, participants, time) join back by record id when a shard is written.
+DETECT_SCHEMA = pa.schema([RECORDS_SCHEMA.field(n) for n in ("record_id", "thread_id", "text")])
 ANNOTATED_SCHEMA = pa.schema(
-    [*RECORDS_SCHEMA, pa.field("shard", pa.int32(), nullable=False), pa.field("spans", SPANS_TYPE), pa.field("drop", pa.bool_())]
+    [*DETECT_SCHEMA, pa.field("shard", pa.int32(), nullable=False), pa.field("spans", SPANS_TYPE), pa.field("drop", pa.bool_())]
 )
 TOPICS_SCHEMA = pa.schema([pa.field("record_id", pa.string()), pa.field("topic", pa.string())])
 TOPIC_ENTITY = "SENSITIVE_TOPIC"
@@ -110,7 +113,7 @@ def _topic_spans(topics: pa.Table, redact_topics: tuple[str, ...]) -> pa.Table:
 
 
 def annotate(cfg: StepConfig, batch: pa.RecordBatch) -> tuple[pa.RecordBatch, pa.Table]:
-    """Records (canonical schema) -> (records + shard + spans + drop, topics as (record_id, topic)).
+    """Records (``DETECT_SCHEMA``) -> (records + shard + spans + drop, topics as (record_id, topic)).
 
     ``spans`` holds the PII spans plus the evidence of topics the policy redacts.
     ``drop`` marks a record holding an entity whose strategy is ``drop_record``: it
