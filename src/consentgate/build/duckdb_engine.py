@@ -166,7 +166,7 @@ def _slice_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
 class _Runner:
     """Runs tasks inline (1 worker) or in a spawn-based process pool, with bounded work in flight."""
 
-    def __init__(self, workers: int, member_names: tuple[str, ...]) -> None:
+    def __init__(self, workers: int, member_names: pa.Array | None) -> None:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
@@ -224,7 +224,7 @@ class DuckDBEngine:
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, con.sql(
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"
             ).to_arrow_reader(ROW_GROUP_ROWS))
-            names = tuple(r[0] for r in con.execute(DISTINCT_NAMES).fetchall())
+            names = con.sql(DISTINCT_NAMES).to_arrow_table().column(0).combine_chunks()
             cfg = dataclasses.replace(plan.steps, member_names=())  # names go to each worker once, not with every task
             timings["sources"] = time.perf_counter() - t0
 
@@ -270,7 +270,7 @@ class DuckDBEngine:
                 shard_outs[s.shard] = s
                 progress.advance(s.rows)
 
-            writers = _Runner(workers, ())
+            writers = _Runner(workers, None)
             try:
                 writers.map_bounded(write_shard, ((cfg, k, work, out, member_index) for k in range(plan.shards)), done)
             finally:

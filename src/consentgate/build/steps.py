@@ -36,14 +36,19 @@ TOPIC_ENTITY = "SENSITIVE_TOPIC"
 _SPAN_TABLE = pa.schema([("row", pa.int64()), ("entity_type", pa.string()), ("start", pa.int32()), ("end", pa.int32())])
 OUTPUT_SCHEMA = pa.schema([*RECORDS_SCHEMA, pa.field("slice", pa.int32(), nullable=False)])
 
-_names: tuple[str, ...] = ()
+_names: pa.Array | None = None
 _detector: Detector | None = None
 
 
-def init_worker(member_names: tuple[str, ...]) -> None:
-    """Set this process's member names (pool initializer, or called once in-process); the detector is built lazily."""
+def init_worker(member_names: pa.Array | None) -> None:
+    """Set this process's member names (pool initializer, or called once in-process); the detector is built lazily.
+
+    The names travel as one Arrow string array (distinct and sorted: the detector then
+    skips its own sort), which pickles as a few buffers rather than a string per name.
+    """
     global _names, _detector
-    if member_names != _names or _detector is None:
+    same = member_names is not None and _names is not None and member_names.equals(_names)
+    if not same or _detector is None:
         _names = member_names
         _detector = None
 
@@ -54,7 +59,8 @@ def detector(cfg: StepConfig) -> Detector:
     if _detector is None:
         from consentgate.detect import Detector
 
-        _detector = Detector(member_names=list(cfg.member_names or _names) or None)
+        names = pa.array(cfg.member_names, pa.string()) if cfg.member_names else _names
+        _detector = Detector(member_names=names if names is not None and len(names) else None)
     return _detector
 
 
