@@ -261,7 +261,7 @@ def late_share(led: Ledger, when: datetime) -> str:
     late, head = asof.count_late(led, to_micros(when)), led.head()[0]
     with led.engine.connect() as conn:
         keys = int(conn.exec_driver_sql("SELECT count(*) FROM consent_state").scalar_one())
-    way = "state + late keys' events" if asof.use_state(late, head) else "scan of all events"
+    way = "state + late keys' events" if asof.use_state(late, head, led.backend) else "scan of all events"
     return f"{late:,} of {keys:,} keys ({late / max(keys, 1):.1%}) changed after it -> {way}"
 
 

@@ -142,7 +142,7 @@ def test_snapshot_as_of_equals_a_reference_from_the_raw_events(shared_ledger: Le
             shared_ledger.record_many([make_event(**f) for f in fields])
     as_of = T0 + timedelta(minutes=minute, microseconds=micro)
     out = tmp_path / f"asof{run}.parquet"
-    with mock.patch.multiple(asof, LATE_MIN=0, LATE_SHARE=0.0) if scan else mock.patch.multiple(asof, LATE_MIN=10**9):
+    with mock.patch.multiple(asof, LATE_MIN=0, LATE_SHARE={}) if scan else mock.patch.multiple(asof, LATE_MIN=10**9):
         info = shared_ledger.snapshot(as_of, out)
     got = pq.read_table(out).to_pylist()
     expected = reference_snapshot(shared_ledger, int(as_of.timestamp()) * 10**6 + as_of.microsecond)

@@ -95,7 +95,7 @@ def test_snapshot_reads_all_events_only_when_many_keys_changed_after_the_cutoff(
     ledger.snapshot(newest - timedelta(microseconds=1), tmp_path / "before.parquet")
     assert calls == ["state", "state", "members ['m4']"]
     monkeypatch.setattr(asof, "LATE_MIN", 0)
-    monkeypatch.setattr(asof, "LATE_SHARE", 0.0)
+    monkeypatch.setattr(asof, "LATE_SHARE", {})
     ledger.snapshot(newest - timedelta(microseconds=1), tmp_path / "scan.parquet")
     assert calls[3:] == ["events"]
     at, before = pq.read_table(tmp_path / "at.parquet"), pq.read_table(tmp_path / "before.parquet")
@@ -230,3 +230,16 @@ def test_adbc_reader_types_a_column_whose_first_batch_is_all_null(tmp_path: Path
     table = snap._restore_nulls(raw)
     pv = table.column("policy_version")
     assert pv.null_count == BATCH_ROWS + 10 and pv[-1].as_py() == "2024.1"
+
+
+def test_past_snapshot_re_reads_late_members_with_any_characters(ledger: Ledger, tmp_path: Path) -> None:
+    """Member ids with quotes, backslashes, commas, braces and non-ASCII travel intact through
+    the late keys' member lookup (a literal array on PostgreSQL, JSON on SQLite)."""
+    odd = ['a"b', "c'd", "e\\f", "g,h", "{i}", "NULL", "ünï 名", " sp ", 'x\\"y']
+    for minute, choice in ((0, "grant"), (10, "deny")):
+        ledger.record_many([make_event(member_id=m, scope="affiliate", choice=choice, recorded_at=T0 + timedelta(minutes=minute)) for m in odd])
+    cut = T0 + timedelta(minutes=5)
+    ledger.snapshot(cut, tmp_path / "past.parquet")
+    got = pq.read_table(tmp_path / "past.parquet")
+    assert got.equals(from_events(ledger, int(cut.timestamp() * 1_000_000)))
+    assert sorted(got.column("member_id").to_pylist()) == sorted(odd) and set(got.column("choice").to_pylist()) == {"grant"}

@@ -13,7 +13,8 @@ to T (read through the member index) -- instead of every event of the ledger.
 When many keys are late (T far back), looking their events up one member at a time
 costs more than one pass over the events: ``rows_before`` then returns None and the
 snapshot scans the events. The late rows are counted through the index on
-``consent_state.recorded_at`` (migration 0003) before anything is read.
+``consent_state.recorded_at`` (migration 0003) before anything is read; the
+thresholds differ per backend (``LATE_SHARE``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import pyarrow.compute as pc
 from sqlalchemy import text
 
 from consentgate.ledger import engine as eng
+from consentgate.ledger.snapshot import _TYPES, _read_parallel
 from consentgate.ledger.state import KEY_SHIFT, vocab_sql
 
 if TYPE_CHECKING:
@@ -34,11 +36,11 @@ if TYPE_CHECKING:
 
 # The state path is taken while the late keys are at most this share of the events
 # (or at most LATE_MIN): their events are read by index, the rest of the ledger not at all.
-# Measured at 1M members / 3M events: the state path costs about the as-of-now snapshot
-# plus 17 us (SQLite) / 25 us (PostgreSQL) per late key, a scan of all events about 2x
-# the as-of-now snapshot; they break even near 3% of the events.
-LATE_SHARE = 0.03
-LATE_MIN = 20_000
+# Measured at 1M members / 3M events (bench/results/ledger-snapshot-asof.txt): the state
+# path costs about the as-of-now snapshot plus ~17 us (SQLite) / ~50 us (PostgreSQL) per
+# late key; a scan of all events about 1.6-2x the as-of-now snapshot.
+LATE_SHARE = {"sqlite": 0.03, "postgresql": 0.005}
+LATE_MIN = 10_000
 _MMAP_BYTES = 1 << 34
 _COLS = ("member_id", "vocab", "policy_version", "recorded_at", "seq")  # snapshot._ROW_COLS
 
@@ -49,9 +51,9 @@ def count_late(ledger: Ledger, cut: int) -> int:
         return int(conn.execute(text("SELECT count(*) FROM consent_state WHERE recorded_at > :c"), {"c": cut}).scalar_one())
 
 
-def use_state(late: int, head_seq: int) -> bool:
+def use_state(late: int, head_seq: int, backend: str) -> bool:
     """Whether re-reading the events of ``late`` keys beats scanning ``head_seq`` events."""
-    return late <= max(LATE_MIN, LATE_SHARE * head_seq)
+    return late <= max(LATE_MIN, LATE_SHARE.get(backend, 0.0) * head_seq)
 
 
 def rows_before(ledger: Ledger, heads: Heads, cut: int) -> pa.Table | None:
@@ -59,18 +61,18 @@ def rows_before(ledger: Ledger, heads: Heads, cut: int) -> pa.Table | None:
     or None when too many keys are late or a writer committed while the state was read."""
     from consentgate.ledger.snapshot import head_unchanged, latest_rows, read_state_rows
 
-    if not use_state(count_late(ledger, cut), heads.seq):
+    if not use_state(count_late(ledger, cut), heads.seq, ledger.backend):
         return None
     state = read_state_rows(ledger, heads)
     if not head_unchanged(ledger, heads):
         return None
     is_late = pc.greater(state.column("recorded_at"), pa.scalar(cut, pa.int64()))
-    kept, late = state.filter(pc.invert(is_late)), state.filter(is_late)
+    late = state.filter(is_late)
     if late.num_rows == 0:
-        return kept
+        return state
     members = pc.unique(late.column("member_id")).to_pylist()
     events = _only_keys(member_events(ledger, heads.seq, cut, members), late)
-    return merge_by_seq(kept, latest_rows(events))
+    return replace_late(state, is_late.to_numpy(zero_copy_only=False), latest_rows(events))
 
 
 def _key_part(table: pa.Table) -> pa.Table:
@@ -89,38 +91,43 @@ def _only_keys(events: pa.Table, late: pa.Table) -> pa.Table:
     return events.take(pa.array(np.sort(hits)))
 
 
-def merge_by_seq(a: pa.Table, b: pa.Table) -> pa.Table:
-    """Two tables with the same columns, each sorted by the unique ``seq``, merged in seq order."""
+def replace_late(state: pa.Table, is_late: Any, winners: pa.Table) -> pa.Table:
+    """``state`` without its late rows (``is_late``), plus ``winners``, in seq order (both
+    tables are sorted by the unique seq): one take over the two, no intermediate copy."""
     import numpy as np
 
-    if b.num_rows == 0:
-        return a
-    a_seq, b_seq = a.column("seq").to_numpy(), b.column("seq").to_numpy()
-    at = np.searchsorted(a_seq, b_seq) + np.arange(len(b_seq))  # where b's rows land
-    from_b = np.zeros(len(a_seq) + len(b_seq), dtype=bool)
-    from_b[at] = True
-    order = np.empty(len(from_b), dtype=np.int64)
-    order[~from_b] = np.arange(len(a_seq))
-    order[from_b] = len(a_seq) + np.arange(len(b_seq))
-    both = pa.concat_tables([a, b.cast(a.schema)]).combine_chunks()
-    return both.take(pa.array(order))
+    keep = np.flatnonzero(~is_late)
+    k_seq, w_seq = state.column("seq").to_numpy()[keep], winners.column("seq").to_numpy()
+    at = np.searchsorted(k_seq, w_seq) + np.arange(len(w_seq))  # where the winners land
+    from_w = np.zeros(len(keep) + len(w_seq), dtype=bool)
+    from_w[at] = True
+    order = np.empty(len(from_w), dtype=np.int64)
+    order[~from_w] = keep
+    order[from_w] = state.num_rows + np.arange(len(w_seq))
+    return pa.concat_tables([state, winners.cast(state.schema)]).take(pa.array(order))
 
 
 def member_events(ledger: Ledger, head_seq: int, cut: int, members: list[str]) -> pa.Table:
     """Events of ``members`` with ``recorded_at <= cut`` and ``seq <= head_seq`` (``_COLS``), read by the member index."""
     select = f"SELECT member_id, {vocab_sql()} AS vocab, policy_version, recorded_at, seq FROM consent_events"
-    if ledger.backend == "sqlite":
-        sql = f"{select} WHERE member_id IN (SELECT value FROM json_each(?)) AND recorded_at <= ? AND seq <= ?"
-        rows = _sqlite_rows(str(ledger.engine.url.database), sql, (json.dumps(members), cut, head_seq))
-    else:
-        # A join with the list (not ``= ANY``) keeps to the member index whatever the statistics say.
-        sql = (f"{select} JOIN unnest(%s::text[]) AS late(member_id) USING (member_id) "
-               "WHERE recorded_at <= %s AND seq <= %s")
-        rows = _pg_rows(ledger, sql, (members, cut, head_seq))
-    from consentgate.ledger.snapshot import _TYPES
-
+    if ledger.backend != "sqlite":
+        # A join with the list (not ``= ANY``) keeps to the member index whatever the
+        # statistics say; the list is a literal so the Arrow reader (binary COPY) can run it.
+        sql = (f"{select} JOIN unnest({pg_text_array(members)}::text[]) AS late(member_id) USING (member_id) "
+               f"WHERE recorded_at <= {int(cut)} AND seq <= {int(head_seq)}")
+        return _read_parallel(ledger, head_seq, "consent_events", _COLS, [], queries=[sql])
+    sql = f"{select} WHERE member_id IN (SELECT value FROM json_each(?)) AND recorded_at <= ? AND seq <= ?"
+    rows = _sqlite_rows(str(ledger.engine.url.database), sql, (json.dumps(members), cut, head_seq))
     cols = list(zip(*rows)) if rows else [()] * len(_COLS)
     return pa.table({n: pa.array(list(c), _TYPES[n]) for n, c in zip(_COLS, cols)})
+
+
+def pg_text_array(values: list[str]) -> str:
+    """A PostgreSQL SQL literal of the text array ``values``: inside the array each element
+    is double-quoted with ``\\`` and ``"`` escaped, then the whole is a standard string
+    literal with ``'`` doubled (standard_conforming_strings, the default since 9.1)."""
+    elems = ",".join('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
+    return "'{" + elems.replace("'", "''") + "}'"
 
 
 def _sqlite_rows(path: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
@@ -135,11 +142,3 @@ def _sqlite_rows(path: str, sql: str, params: tuple[Any, ...]) -> list[Any]:
         conn.close()
 
 
-def _pg_rows(ledger: Ledger, sql: str, params: tuple[Any, ...]) -> list[Any]:
-    with ledger.engine.connect() as conn:
-        dbapi: Any = conn.connection.driver_connection
-        with dbapi.cursor() as cur:
-            cur.execute(sql, params)
-            rows: list[Any] = cur.fetchall()
-        dbapi.rollback()
-        return rows

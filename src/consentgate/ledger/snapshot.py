@@ -206,9 +206,11 @@ def _pg_page_ranges(ledger: Ledger, table: str, parts: int) -> list[str]:
     return [upper[0], *(f"{lo} AND {hi}" for lo, hi in zip(lower, upper[1:])), lower[-1]]
 
 
-def _read_parallel(ledger: Ledger, head_seq: int, table: str, cols: tuple[str, ...], where: list[str]) -> pa.Table:
+def _read_parallel(ledger: Ledger, head_seq: int, table: str, cols: tuple[str, ...], where: list[str],
+                   queries: list[str] | None = None) -> pa.Table:
     """Columns ``cols`` of ``table`` for each condition in ``where``, read in parallel and
-    concatenated in the order given (types from ``_TYPES``)."""
+    concatenated in the order given (types from ``_TYPES``). PostgreSQL only: ``queries``
+    instead of ``where``, whole queries selecting ``cols`` in that order."""
     select = ", ".join(cols)
     if table == "consent_events":
         select = select.replace("vocab", f"{vocab_sql()} AS vocab")
@@ -218,8 +220,9 @@ def _read_parallel(ledger: Ledger, head_seq: int, table: str, cols: tuple[str, .
         parts = [_restore_nulls(t) for t in _sqlite_adbc_subprocess(str(ledger.engine.url.database), queries)]
     else:
         reader = _sqlite_plain_reader(ledger, cols) if ledger.backend == "sqlite" else _pg_reader(ledger, cols)
-        with ThreadPoolExecutor(max_workers=len(where)) as pool:
-            parts = list(pool.map(reader, [f"SELECT {select} FROM {table} WHERE {w}" for w in where]))
+        queries = queries if queries is not None and ledger.backend != "sqlite" else [f"SELECT {select} FROM {table} WHERE {w}" for w in where]
+        with ThreadPoolExecutor(max_workers=len(queries)) as pool:
+            parts = list(pool.map(reader, queries))
     schema = pa.schema([(c, _TYPES[c]) for c in cols])
     return pa.concat_tables([t.cast(schema) for t in parts])
 
