@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -67,7 +68,28 @@ def chain_hashes(rows: Iterable[Sequence[Any]], prev_hash: str = GENESIS) -> Ite
         prev = h
 
 
+# Characters that JSON must escape inside a string: '"', backslash and the control characters.
 _NEEDS_ESCAPE = r'["\\\x00-\x1f]'
+
+
+def needs_escape(col: pa.Array) -> bool:
+    """True when some value of the string column ``col`` needs JSON escaping.
+
+    Scans the column's UTF-8 bytes at once (every byte of a multi-byte character is
+    >= 0x80, so it never matches). May answer True for bytes under null slots, which
+    only sends the caller to its slower exact path.
+    """
+    if col.null_count == len(col):
+        return False
+    if col.type not in (pa.string(), pa.large_string()):
+        return bool(pc.any(pc.match_substring_regex(col, _NEEDS_ESCAPE)).as_py())
+    offsets_buf, data = col.buffers()[1:3]
+    if data is None:
+        return False
+    width = np.int32 if col.type == pa.string() else np.int64
+    offsets = np.frombuffer(offsets_buf, dtype=width)[col.offset: col.offset + len(col) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]: offsets[-1]]
+    return bool(np.count_nonzero(raw < 0x20) or np.count_nonzero(raw == ord('"')) or np.count_nonzero(raw == ord("\\")))
 
 
 def _json_strings(col: pa.Array) -> pa.Array:
@@ -85,18 +107,49 @@ def batch_prefixes(first_seq: int, columns: Sequence[pa.Array], recorded_us: pa.
     None when some value needs JSON escaping (the caller then uses ``chain_hashes``).
 
     ``columns`` are the seven string fields event_id .. policy_version. Equality with
-    ``canonical()`` is checked by tests/ledger/test_chain.py.
+    ``canonical()`` is checked by tests/ledger/test_ledger_chain.py.
     """
-    strings = [*columns, keys]
-    for col in strings:
-        if col.null_count < len(col) and pc.any(pc.match_substring_regex(col, _NEEDS_ESCAPE)).as_py():
-            return None
+    if any(needs_escape(col) for col in (*columns, keys)):
+        return None
     n = len(recorded_us)
     seqs = pa.array(range(first_seq, first_seq + n), pa.int64()).cast(pa.string())
     parts = [seqs, *(_json_strings(c) for c in columns), recorded_us.cast(pa.string()), _json_strings(keys)]
     joined = pc.binary_join_element_wise(*parts, ",")
     out: list[str] = pc.binary_join_element_wise("[", joined, ',"', "").to_pylist()
     return out
+
+
+def canonical_sql(backend: str) -> str:
+    """A SQL expression for the canonical encoding of a ``consent_events`` row.
+
+    SQLite: ``json_array`` of the fields, which is compact and typed like ``canonical``
+    (text as JSON strings, integers as numbers, NULL as null; a BLOB is an error) and
+    escapes as the stdlib does; callers still send rows holding a backslash or a control
+    character to ``canonical``, so the result never rests on the SQLite version's
+    escaping. PostgreSQL (types enforced): plain concatenation, equal to ``canonical``
+    when no value needs escaping -- seen as a number of '"' other than
+    ``CANONICAL_QUOTES_SQL``, or a backslash or control character.
+    """
+    if backend == "sqlite":
+        return f"json_array({', '.join(CHAIN_FIELDS)})"
+    quoted = {c: f"""'"' || {c} || '"'""" for c in CHAIN_FIELDS if c not in ("seq", "recorded_at")}
+    parts = ["seq", *(quoted[c] for c in CHAIN_FIELDS[1:7]), f"coalesce({quoted['policy_version']}, 'null')", "recorded_at",
+             f"coalesce({quoted['idempotency_key']}, 'null')", quoted["prev_hash"]]
+    return "'[' || " + " || ',' || ".join(parts) + " || ']'"
+
+
+# The '"' characters of ``canonical_sql`` around its seven non-null strings, and around
+# each of the two nullable ones when it is not null.
+CANONICAL_QUOTES_SQL = ("(CASE WHEN policy_version IS NULL THEN 14 ELSE 16 END) + "
+                        "(CASE WHEN idempotency_key IS NULL THEN 0 ELSE 2 END)")
+
+
+def hex_digests(texts: pa.Array) -> pa.Array:
+    """Hex SHA-256 of the UTF-8 bytes of each (non-null) string, as a string array."""
+    sha = hashlib.sha256
+    digests = "".join([sha(b).hexdigest() for b in texts.cast(pa.binary()).to_pylist()])
+    offsets = np.arange(0, 64 * (len(texts) + 1), 64, dtype=np.int64)
+    return pa.LargeStringArray.from_buffers(len(texts), pa.py_buffer(offsets), pa.py_buffer(digests.encode("ascii"))).cast(pa.string())
 
 
 def chain_from_prefixes(prefixes: Sequence[str], prev_hash: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Chain verification: walk every event in sequence order and recompute its hash.
+"""Chain verification: check every event in sequence order against its stored hash.
 
 Reports the first sequence number at which the chain breaks:
 - a gap in ``seq`` (a deleted event) names the missing number;
@@ -7,6 +7,16 @@ Reports the first sequence number at which the chain breaks:
 Deleting the *last* events cannot be seen from inside the chain; compare the head
 with one recorded elsewhere (snapshot manifests, the transparency log) for that.
 
+How: the events are read as Arrow batches in ``seq`` order (ADBC: for SQLite in a child
+process that streams Arrow IPC, see ``_CHILD``; for PostgreSQL in process). Each row's
+hash is recomputed from its *own stored* ``prev_hash``, so rows are independent and
+the three checks are vectorised per batch; the first row failing any of them is the
+row where the row-by-row walk (``_walk``, kept as the reference and as the fallback)
+stops, and it is reported with the same numbers and words. Memory is bounded by a
+batch. The fallback walk takes over, from the last row checked, when no Arrow reader
+is available or a stored value does not have its declared type (SQLite stores any
+type in any column; the walk hashes such values as they are, like it always did).
+
 When the chain is intact, the maintained current state (``consent_state`` and its head
 row) is recomputed from the events and compared: a changed, missing or extra state
 row is reported with the first (member_id, purpose, scope) that differs.
@@ -14,35 +24,93 @@ row is reported with the first (member_id, purpose, scope) that differs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import subprocess
+import sys
+from collections.abc import Generator, Sequence
+from contextlib import closing
+from typing import TYPE_CHECKING, Any, NamedTuple
 
+import numpy as np
+import pyarrow.ipc  # noqa: F401  (pa.ipc for the SQLite stream)
 from sqlalchemy import select
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from consentgate.ledger import engine as eng
-from consentgate.ledger.chain import event_hash
+from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, CHAIN_FIELDS, canonical_sql, event_hash, hex_digests
 from consentgate.ledger.models import GENESIS, VerifyResult
 from consentgate.ledger.schema import events
+from consentgate.ledger.snapshot import _libpq_dsn, _optional
 from consentgate.ledger.state import check_state
 
 if TYPE_CHECKING:
     from consentgate.ledger.store import Ledger
 
-_COLS = [events.c[n] for n in ("seq", "event_id", "member_id", "purpose", "scope", "choice", "source", "policy_version", "recorded_at", "idempotency_key", "prev_hash", "hash")]
+_FIELDS = (*CHAIN_FIELDS, "hash")
+_COLS = [events.c[n] for n in _FIELDS]
+# Rows per Arrow batch from SQLite; PostgreSQL's driver sizes its batches by bytes.
+BATCH_ROWS = 100_000
+PG_BATCH_BYTES = 16 << 20
+
+_GAP, _LINK, _ALTERED = "gap", "link", "altered"
+
+# What the readers select: the database builds each row's canonical encoding (chain.
+# canonical_sql), so only four columns travel. ``quotes``: how many '"' that encoding
+# holds when no value needed escaping (PostgreSQL; -1: not counted). ``typed``: the
+# value has its declared storage type where the encoding depends on it (SQLite stores
+# any type in any column: a REAL time would be written as JSON by other rules, a BLOB
+# hash would be read as text; text columns turn numbers into text, and a BLOB among the
+# encoded fields makes json_array fail, which ends the reader).
+_SQLITE_SELECT = (f"SELECT seq, {canonical_sql('sqlite')} AS canonical, -1 AS quotes, hash, "
+                  "typeof(recorded_at) = 'integer' AND typeof(hash) = 'text' AS typed FROM consent_events ORDER BY seq")
+_PG_SELECT = (f"SELECT seq, {canonical_sql('postgresql')} AS canonical, {CANONICAL_QUOTES_SQL} AS quotes, hash, "
+              "1 AS typed FROM consent_events ORDER BY seq")
+_SQLITE_TYPES = [pa.int64(), pa.string(), pa.int64(), pa.string(), pa.int64()]
+
+# The SQLite reader, run as ``python -c _CHILD DB_PATH QUERY BATCH_ROWS``: a separate
+# process because the ADBC driver links its own copy of SQLite, and two copies in one
+# process break each other's file locks (see ``_sqlite_arrow``). It imports only pyarrow
+# and the driver, and streams the batches as Arrow IPC on stdout.
+_CHILD = """
+import sys
+from urllib.parse import quote
+
+import adbc_driver_sqlite.dbapi as adbc_sqlite
+import pyarrow as pa
+
+path, query, rows = sys.argv[1:4]
+with adbc_sqlite.connect(f"file:{quote(path)}") as conn, conn.cursor() as cur:
+    cur.execute("PRAGMA busy_timeout = 60000")
+    cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": rows})
+    cur.execute(query)
+    reader = cur.fetch_record_batch()
+    with pa.ipc.new_stream(sys.stdout.buffer, reader.schema) as out:
+        for batch in reader:
+            out.write_batch(batch)
+"""
+
+
+class _Unavailable(Exception):
+    """The Arrow reader cannot go on: the row-by-row walk takes over."""
+
+
+class _Batch(NamedTuple):
+    """Consecutive events as the readers select them (``_select``)."""
+
+    seq: Any  # numpy int64
+    canonical: pa.Array
+    quotes: Any  # numpy int64
+    hash: pa.Array
+    typed: Any  # numpy bool
 
 
 def verify_chain(ledger: Ledger) -> VerifyResult:
-    """Walk the chain of ``ledger``; ``ok`` is False at the first broken link."""
-    prev_seq, prev_hash = 0, GENESIS
-    with eng.read_connection(ledger.engine) as conn:
-        result = conn.execution_options(stream_results=True, yield_per=20_000).execute(select(*_COLS).order_by(events.c.seq))
-        for row in result:
-            seq = int(row[0])
-            reason = _check(tuple(row), prev_seq, prev_hash)
-            if reason is not None:
-                bad = prev_seq + 1 if seq != prev_seq + 1 else seq
-                return VerifyResult(False, prev_seq, bad, reason, prev_seq, prev_hash)
-            prev_seq, prev_hash = seq, str(row[11])
+    """Check the chain of ``ledger``; ``ok`` is False at the first broken link."""
+    chain = _scan(ledger)
+    if isinstance(chain, VerifyResult):
+        return chain
+    prev_seq, prev_hash = chain
     problem = check_state(ledger)
     if problem is not None:
         return VerifyResult(False, prev_seq, None, f"the current-state table disagrees with the events: {problem.reason}",
@@ -50,12 +118,180 @@ def verify_chain(ledger: Ledger) -> VerifyResult:
     return VerifyResult(True, prev_seq, None, None, prev_seq, prev_hash)
 
 
+def _scan(ledger: Ledger) -> VerifyResult | tuple[int, str]:
+    """The first break, or ``(seq, hash)`` of the last event when the chain is intact."""
+    prev: tuple[int, str] = (0, GENESIS)
+    try:
+        with closing(_batches(ledger)) as batches:
+            for batch in batches:
+                checked = _check_batch(ledger, batch, prev)
+                if isinstance(checked, VerifyResult):
+                    return checked
+                prev = checked
+    except _Unavailable:
+        return _walk(ledger, *prev)
+    return prev
+
+
+def _check_batch(ledger: Ledger, batch: _Batch, prev: tuple[int, str]) -> VerifyResult | tuple[int, str]:
+    """Check ``batch`` (which follows event ``prev``): vectorised up to its first row that
+    needs the exact encoder, the rest of it row by row."""
+    k = exact_rows(batch)
+    broken = first_break(batch, k, *prev)
+    if broken is not None:
+        return broken
+    if k:
+        prev = (int(batch.seq[k - 1]), str(batch.hash[k - 1].as_py()))
+    n = len(batch.seq)
+    return _walk(ledger, *prev, last=int(batch.seq[-1])) if k < n else prev
+
+
+def exact_rows(batch: _Batch) -> int:
+    """How many leading rows of ``batch`` the database encoded exactly: up to the first
+    with a value of another type, or one that needs JSON escaping (seen as an unexpected
+    number of '"', a backslash or a control character) -- those go to the reference."""
+    text = batch.canonical
+    bad = ~batch.typed
+    if text.null_count == 0 and not bad.any():
+        offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset: text.offset + len(text) + 1]
+        raw = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+        quotes_ok = batch.quotes[0] < 0 or np.count_nonzero(raw == 0x22) == batch.quotes.sum()
+        if quotes_ok and not np.count_nonzero(raw < 0x20) and not np.count_nonzero(raw == 0x5C):
+            return len(text)
+    escaped = pc.match_substring_regex(text, r"[\\\x00-\x1f]")
+    if batch.quotes[0] >= 0:
+        escaped = pc.or_(escaped, pc.not_equal(pc.count_substring(text, '"'), pa.array(batch.quotes)))
+    bad |= pc.fill_null(escaped, True).to_numpy(zero_copy_only=False)
+    return int(np.argmax(bad)) if bad.any() else len(text)
+
+
+def first_break(batch: _Batch, k: int, prev_seq: int, prev_hash: str) -> VerifyResult | None:
+    """The first broken link among the first ``k`` rows of ``batch``, which follow event
+    ``prev_seq`` with hash ``prev_hash``, or None when all of them hold."""
+    if k == 0:
+        return None
+    seq = batch.seq[:k]
+    before = np.concatenate(([prev_seq], seq[:-1]))
+    hashes = batch.hash.slice(0, k)
+    linked = pa.concat_arrays([pa.array([prev_hash], pa.string()), hashes.slice(0, k - 1)])
+    text = batch.canonical.slice(0, k)
+    gap = seq != before + 1
+    link = _differ(pc.binary_slice(text.cast(pa.binary()), -_TAIL), pc.binary_join_element_wise(',"', linked, '"]', "").cast(pa.binary()))
+    altered = _differ(hex_digests(text), hashes)
+    bad = gap | link | altered
+    if not bad.any():
+        return None
+    i = int(np.argmax(bad))
+    kind = _GAP if gap[i] else _LINK if link[i] else _ALTERED
+    return _broken(kind, int(seq[i]), int(before[i]), str(linked[i].as_py()))
+
+
+# A row's stored prev_hash is the end of its encoding: ``,"<64 hex digits>"]``. Up to the
+# first broken row every previous hash is a recomputed one (64 hex digits), and no value
+# of an exact row holds a '"', so comparing these last bytes is comparing prev_hash.
+_TAIL = 68
+
+
+def _differ(a: pa.Array, b: pa.Array) -> Any:
+    """Per row: ``a != b`` as the walk compares them (a null differs from every string)."""
+    return pc.fill_null(pc.not_equal(a, b), True).to_numpy(zero_copy_only=False)
+
+
+def _broken(kind: str, seq: int, prev_seq: int, prev_hash: str) -> VerifyResult:
+    """The result for a chain that holds up to ``prev_seq`` and breaks at the row ``seq``."""
+    if kind == _GAP:
+        reason = f"sequence number {prev_seq + 1} is missing (the next stored event has seq {seq})"
+        return VerifyResult(False, prev_seq, prev_seq + 1, reason, prev_seq, prev_hash)
+    if kind == _LINK:
+        reason = f"event {seq} does not link to event {prev_seq} (prev_hash differs: rows deleted, reordered or rewritten)"
+    else:
+        reason = f"event {seq} was altered (its stored hash does not match its fields)"
+    return VerifyResult(False, prev_seq, seq, reason, prev_seq, prev_hash)
+
+
+# -- the reference: row by row through SQLAlchemy ------------------------------------
+def _walk(ledger: Ledger, prev_seq: int = 0, prev_hash: str = GENESIS, *, last: int | None = None) -> VerifyResult | tuple[int, str]:
+    """Walk the events after ``prev_seq`` (up to ``last``) one by one; ``prev_hash`` is the hash of event ``prev_seq``."""
+    with eng.read_connection(ledger.engine) as conn:
+        query = select(*_COLS).where(events.c.seq > prev_seq).order_by(events.c.seq)
+        if last is not None:
+            query = query.where(events.c.seq <= last)
+        for row in conn.execution_options(stream_results=True, yield_per=20_000).execute(query):
+            kind = _check(tuple(row), prev_seq, prev_hash)
+            if kind is not None:
+                return _broken(kind, int(row[0]), prev_seq, prev_hash)
+            prev_seq, prev_hash = int(row[0]), str(row[11])
+    return prev_seq, prev_hash
+
+
 def _check(r: Sequence[Any], prev_seq: int, prev_hash: str) -> str | None:
-    seq = int(r[0])
-    if seq != prev_seq + 1:
-        return f"sequence number {prev_seq + 1} is missing (the next stored event has seq {seq})"
+    if int(r[0]) != prev_seq + 1:
+        return _GAP
     if r[10] != prev_hash:
-        return f"event {seq} does not link to event {prev_seq} (prev_hash differs: rows deleted, reordered or rewritten)"
+        return _LINK
     if event_hash(r[:11]) != r[11]:
-        return f"event {seq} was altered (its stored hash does not match its fields)"
+        return _ALTERED
     return None
+
+
+# -- Arrow readers --------------------------------------------------------------------
+def _batches(ledger: Ledger) -> Generator[_Batch, None, None]:
+    """The events in ``seq`` order as Arrow batches; ``_Unavailable`` when there is no
+    Arrow reader or it fails (the caller then walks on from the last row it checked)."""
+    if ledger.backend == "sqlite":
+        yield from _sqlite_batches(str(ledger.engine.url.database))
+    else:
+        yield from _pg_batches(ledger)
+
+
+def _sqlite_batches(path: str) -> Generator[_Batch, None, None]:
+    if _optional("adbc_driver_sqlite.dbapi") is None:
+        raise _Unavailable
+    proc = subprocess.Popen([sys.executable, "-c", _CHILD, path, _SQLITE_SELECT, str(BATCH_ROWS)],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    _widen_pipe(proc.stdout.fileno())
+    try:
+        for batch in pa.ipc.open_stream(proc.stdout):
+            if [f.type for f in batch.schema] != _SQLITE_TYPES:  # typed from a first batch with odd values
+                raise _Unavailable
+            yield _to_batch(batch)
+        if proc.wait() != 0:  # a reader that died half-way ends its stream early
+            raise _Unavailable
+    except pa.ArrowException:
+        raise _Unavailable from None
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        proc.wait()
+
+
+def _widen_pipe(fd: int) -> None:
+    """A 1 MiB pipe instead of 64 KiB: the reader blocks and wakes far less often (Linux)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 1 << 20)
+    except OSError:
+        pass
+
+
+def _to_batch(batch: pa.RecordBatch) -> _Batch:
+    col = batch.column
+    return _Batch(col(0).cast(pa.int64()).to_numpy(), col(1).cast(pa.string()), col(2).cast(pa.int64()).to_numpy(),
+                  col(3).cast(pa.string()), col(4).cast(pa.int64()).to_numpy() != 0)
+
+
+def _pg_batches(ledger: Ledger) -> Generator[_Batch, None, None]:
+    adbc_pg: Any = _optional("adbc_driver_postgresql.dbapi")
+    if adbc_pg is None:
+        raise _Unavailable
+    try:
+        with adbc_pg.connect(_libpq_dsn(ledger.engine.url)) as conn, conn.cursor() as cur:
+            cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(PG_BATCH_BYTES)})
+            cur.execute(_PG_SELECT)
+            for batch in cur.fetch_record_batch():
+                yield _to_batch(batch)
+    except (adbc_pg.Error, pa.ArrowException, OSError):
+        raise _Unavailable from None
