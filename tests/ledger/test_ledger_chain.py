@@ -4,12 +4,24 @@ exactly the bytes of the reference encoder used by `verify`, for any strings."""
 from __future__ import annotations
 
 import json
+import sqlite3
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consentgate.ledger.chain import GENESIS, batch_prefixes, canonical, chain_from_prefixes, chain_hashes, event_hash
+from consentgate.ledger.chain import (
+    CHAIN_FIELDS,
+    GENESIS,
+    batch_prefixes,
+    canonical,
+    canonical_sql,
+    chain_from_prefixes,
+    chain_hashes,
+    event_hash,
+    needs_escape,
+)
 
 text = st.text(st.characters(codec="utf-8"), max_size=12)
 row = st.tuples(text, text, st.sampled_from(["ai_training"]), text, text, text, st.none() | text,
@@ -43,3 +55,31 @@ def test_vectorised_chain_equals_reference(rows: list[tuple[object, ...]], first
 def test_values_needing_escapes_fall_back_to_the_reference_encoder() -> None:
     cols = [pa.array(['a"b']), *[pa.array(["x"]) for _ in range(6)]]
     assert batch_prefixes(1, cols, pa.array([0], pa.int64()), pa.nulls(1, pa.string())) is None
+
+
+def _sqlite_canonical(rows: list[tuple[object, ...]]) -> list[str | None]:
+    """``canonical_sql('sqlite')`` of ``rows`` (chain fields), computed by SQLite."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.execute(f"CREATE TABLE consent_events ({', '.join(CHAIN_FIELDS)})")
+        conn.executemany(f"INSERT INTO consent_events VALUES ({', '.join('?' * len(CHAIN_FIELDS))})", rows)
+        return [r[0] for r in conn.execute(f"SELECT {canonical_sql('sqlite')} FROM consent_events ORDER BY rowid")]
+    finally:
+        conn.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(row, min_size=1, max_size=20), st.integers(1, 10**9), st.text(st.characters(codec="utf-8"), max_size=70))
+def test_sqlite_encoding_equals_reference(rows: list[tuple[object, ...]], first_seq: int, prev: str) -> None:
+    """The encoding SQLite builds for `verify` is the reference's bytes -- checked here for any
+    strings, although `verify` re-encodes a row holding a backslash or a control character."""
+    full = [(first_seq + i, *r, prev) for i, r in enumerate(rows)]
+    assert [s.encode("utf-8") if s is not None else None for s in _sqlite_canonical(full)] == [canonical(r) for r in full]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.none() | text, min_size=1, max_size=12), st.integers(0, 5), st.integers(0, 5))
+def test_escape_scan_equals_regex_on_slices(values: list[str | None], start: int, length: int) -> None:
+    col = pa.array(values, pa.string()).slice(start, length)
+    regex = col.null_count < len(col) and bool(pc.any(pc.match_substring_regex(col, r'["\\\x00-\x1f]')).as_py())
+    assert needs_escape(col) == regex
