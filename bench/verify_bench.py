@@ -10,7 +10,11 @@ SQLite: a copy (on /dev/shm when there is one) of --sqlite, by default the 2,153
 ledger of the build benchmark. PostgreSQL: a throwaway server seeded with the same
 number of synthetic events by ``Ledger.import_file``.
 
-Usage:  flock /tmp/cg-bench.lock .venv/bin/python bench/verify_bench.py [--backends sqlite,postgresql]
+With --tamper, also: five tamperings of copies of the SQLite ledger (a changed field, a
+deleted row, two swapped rows, an altered hash, a value that needs JSON escaping), each
+checked by both and required to give the same result.
+
+Usage:  flock /tmp/cg-bench.lock .venv/bin/python bench/verify_bench.py [--backends sqlite,postgresql] [--tamper]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import argparse
 import os
 import resource
 import shutil
+import sqlite3
 import statistics
 import tempfile
 import time
@@ -100,6 +105,32 @@ def pg_ledger(events: int, workdir: Path) -> Iterator[str]:
         server.stop()
 
 
+TAMPERINGS = {
+    "change choice at seq 1500000": ["UPDATE consent_events SET choice = CASE choice WHEN 'grant' THEN 'deny' ELSE 'grant' END WHERE seq = 1500000"],
+    "delete seq 2000000": ["DELETE FROM consent_events WHERE seq = 2000000"],
+    "swap seqs 1000 and 1001": ["UPDATE consent_events SET seq = -1 WHERE seq = 1000", "UPDATE consent_events SET seq = 1000 WHERE seq = 1001",
+                                "UPDATE consent_events SET seq = 1001 WHERE seq = -1"],
+    "alter hash at seq 2153000": ["UPDATE consent_events SET hash = 'ab' || substr(hash, 3) WHERE seq = 2153000"],
+    "member_id with a quote at seq 700000": ["UPDATE consent_events SET member_id = member_id || '\"' WHERE seq = 700000"],
+}
+
+
+def tamper(src: Path) -> None:
+    """Each tampering on a fresh copy; the Arrow check and the walk must agree."""
+    for name, statements in TAMPERINGS.items():
+        with sqlite_copy(src) as url:
+            conn = sqlite3.connect(url.removeprefix("sqlite:///"))
+            with conn:
+                for sql in statements:
+                    conn.execute(sql)
+            conn.close()
+            with open_ledger(url) as led:
+                (nw, nc, new), (ow, oc, old) = measure(lambda: v._scan(led), 1), measure(lambda: v._walk(led), 1)
+        assert new == old, f"{name}: {new} != {old}"
+        print(f"tamper: {name}: same result; arrow {nw:.1f} s wall / {nc:.1f} cpu-s, walk {ow:.1f} s / {oc:.1f} cpu-s "
+              f"-> seq {getattr(new, 'first_bad_seq', None)}: {getattr(new, 'reason', None)}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sqlite", type=Path, default=DEFAULT_DB, help="SQLite ledger to copy and verify (not written)")
@@ -107,6 +138,7 @@ def main() -> None:
     ap.add_argument("--backends", default="sqlite,postgresql")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--walk-reps", type=int, default=1)
+    ap.add_argument("--tamper", action="store_true", help="also compare both on tampered copies of the SQLite ledger")
     args = ap.parse_args()
     print(f"load average before: {os.getloadavg()}, cpus: {os.cpu_count()}", flush=True)
     if "sqlite" in args.backends:
@@ -115,6 +147,8 @@ def main() -> None:
     if "postgresql" in args.backends:
         with tempfile.TemporaryDirectory(prefix="cg-verify-bench-") as tmp, pg_ledger(args.pg_events, Path(tmp)) as url, open_ledger(url) as led:
             run("postgresql", led, args)
+    if args.tamper:
+        tamper(args.sqlite)
     print(f"load average after: {os.getloadavg()}", flush=True)
 
 
