@@ -201,3 +201,8 @@ def test_values_stored_with_another_type_are_judged_like_the_walk(sqlite_url: st
         assert _outcome(lambda: verify_mod._scan(led)) == expected
         if not rehash:
             assert expected == "TypeError" or getattr(expected, "first_bad_seq", None) == 6
+
+
+def test_an_empty_ledger_verifies(ledger: Ledger) -> None:
+    assert verify_mod._scan(ledger) == verify_mod._walk(ledger) == (0, verify_mod.GENESIS)
+    assert ledger.verify().ok

@@ -151,6 +151,8 @@ def exact_rows(batch: _Batch) -> int:
     with a value of another type, or one that needs JSON escaping (seen as an unexpected
     number of '"', a backslash or a control character) -- those go to the reference."""
     text = batch.canonical
+    if len(text) == 0:
+        return 0
     bad = ~batch.typed
     if text.null_count == 0 and not bad.any():
         offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset: text.offset + len(text) + 1]
