@@ -288,6 +288,21 @@ def test_build_refuses_a_ledger_whose_chain_is_broken(small_network: Path, write
     assert "refusing to build" in err.message
 
 
+def test_build_reads_consent_from_the_verified_events_not_the_state_table(small_network: Path, write_spec: Callable[..., Path],
+                                                                          settings: Settings, tmp_path: Path) -> None:
+    """The build checks the hash chain (which covers every event) and computes its snapshot from the
+    events: a consent_state table altered behind the ledger's back changes no decision."""
+    import sqlite3
+
+    net = copy_data(small_network, tmp_path / "net")
+    before = run_build(load_spec(write_spec(net, name="a.yaml", output=str(tmp_path / "a"))), workers=1, progress=False, settings=settings)
+    with sqlite3.connect(net / "ledger.db") as db:  # every member's current state deleted
+        assert db.execute("DELETE FROM consent_state").rowcount > 0
+    after = run_build(load_spec(write_spec(net, name="b.yaml", output=str(tmp_path / "b"))), workers=1, progress=False, settings=settings)
+    assert pq.read_table(after.output / "decisions.parquet").equals(pq.read_table(before.output / "decisions.parquet"))
+    assert after.counts == before.counts and after.counts["by_decision"].get("include", 0) > 0
+
+
 def test_a_build_where_the_screen_admits_nothing(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
     """Every record excluded on metadata: no text is scanned, nothing is included, and the folder still verifies."""
     from consentgate.build import verify_build

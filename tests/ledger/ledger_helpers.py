@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, text
 
 import pyarrow as pa
 import pyarrow.csv as pcsv
@@ -77,7 +77,8 @@ def ledger_per_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.
     """Body of a module fixture parametrised ``sqlite`` / ``postgresql``: one open ledger for the module."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'l.db'}"
-    else:
+    else:  # the server's one test database: start from empty, whatever an earlier module left behind
         url = request.getfixturevalue("_pg_ledger_db")
+        run_sql(url, lambda conn: conn.execute(text("TRUNCATE consent_events, consent_state, consent_state_head, policy_versions")))
     with open_ledger(url) as led:
         yield led

@@ -200,3 +200,21 @@ def test_snapshot_readers_agree(ledger: Ledger, tmp_path: Path, monkeypatch: pyt
     assert "late" in pq.read_table(tmp_path / "c.parquet").column("member_id").to_pylist()
     assert info.rows == a.num_rows + 1
     assert "m,\"quoted\"\nnew line" in a.column("member_id").to_pylist()
+
+
+def test_snapshot_from_events_ignores_the_state_table_and_verify_can_skip_it(ledger: Ledger, ledger_url: str, tmp_path: Path) -> None:
+    """``snapshot(from_events=True)`` equals the usual snapshot and does not read ``consent_state``;
+    ``verify(state=False)`` checks the chain only (what a build relies on: it snapshots from events)."""
+    from ledger_helpers import run_sql
+    from sqlalchemy import text
+
+    ledger.import_file(write_rows(event_rows(120, members=7), tmp_path / "e.parquet"))
+    for cut in (T0 + timedelta(minutes=60), None):
+        ledger.snapshot(cut, tmp_path / "usual.parquet")
+        ledger.snapshot(cut, tmp_path / "events.parquet", from_events=True)
+        assert pq.read_table(tmp_path / "events.parquet").equals(pq.read_table(tmp_path / "usual.parquet"))
+    run_sql(ledger_url, lambda conn: conn.execute(text("DELETE FROM consent_state")))
+    ledger.snapshot(None, tmp_path / "after.parquet", from_events=True)
+    assert pq.read_table(tmp_path / "after.parquet").equals(pq.read_table(tmp_path / "events.parquet"))
+    assert ledger.verify(state=False).ok
+    assert not ledger.verify().ok

@@ -128,7 +128,8 @@ def _now() -> datetime:
 def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: bool = False) -> PinnedConsent:
     """Snapshot the consent ledger at ``as_of`` into ``work`` and record its head.
 
-    The ledger's hash chain is verified too: before returning, or with ``background``
+    The snapshot is computed from the events alone, and the ledger's hash chain (which
+    covers every event) is verified too: before returning, or with ``background``
     in a ``ChainCheck`` the caller must join (``PinnedConsent.check.result()``) before
     publishing anything. An events file is loaded into a fresh ledger whose chain this
     build has just written, so it is not re-verified.
@@ -154,7 +155,9 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: boo
             check = ChainCheck(str(consent.ledger))
         elif kind == "ledger":
             _verify_chain(ledger, str(consent.ledger))
-        info = ledger.snapshot(as_of, snapshot)
+        # From the events alone: they are what the chain check covers. (The maintained
+        # consent_state table is not checked here, so the build does not read it.)
+        info = ledger.snapshot(as_of, snapshot, from_events=True)
     except BaseException:
         if check is not None:
             check.stop()
@@ -169,7 +172,7 @@ def _verify_chain(ledger: Any, label: str) -> None:
     silently let a member's records in under an authoritative-looking manifest."""
     from consentgate.errors import LedgerIntegrityError
 
-    result = ledger.verify()
+    result = ledger.verify(state=False)  # the build's snapshot comes from the events, not consent_state
     if not result.ok:
         where = (f"its hash chain is broken at sequence {result.first_bad_seq}" if result.first_bad_seq is not None
                  else "its current-state table does not match its events")

@@ -76,13 +76,14 @@ class Heads:
     state: StateHead | None
 
 
-def write_snapshot(ledger: Ledger, as_of: datetime | None, out: Path) -> SnapshotInfo:
-    """Compute the snapshot at ``as_of`` (default now) and write it atomically to ``out``."""
+def write_snapshot(ledger: Ledger, as_of: datetime | None, out: Path, *, from_events: bool = False) -> SnapshotInfo:
+    """Compute the snapshot at ``as_of`` (default now) and write it atomically to ``out``
+    (from the events alone with ``from_events``, else from the state where it can answer)."""
     when = as_of if as_of is not None else utc_now()
     cut = to_micros(when)
     fmt = _format_of(out)
     heads = read_heads(ledger)
-    table = _from_state(ledger, heads, cut) if _state_current(heads) else None
+    table = _from_state(ledger, heads, cut) if _state_current(heads) and not from_events else None
     if table is None:
         table = latest_per_key(read_events_until(ledger, heads.seq, cut))
     _write(table, out, fmt)

@@ -143,17 +143,24 @@ class Ledger:
                 latest[key] = ev
         return [MemberState(member_id, p, s, e.choice, e) for (p, s), e in sorted(latest.items())]
 
-    def snapshot(self, as_of: datetime | None, out: Path) -> SnapshotInfo:
-        """Write every member's state at ``as_of`` (default now) to Parquet (``.arrow``/``.feather``: Arrow IPC)."""
+    def snapshot(self, as_of: datetime | None, out: Path, *, from_events: bool = False) -> SnapshotInfo:
+        """Write every member's state at ``as_of`` (default now) to Parquet (``.arrow``/``.feather``: Arrow IPC).
+
+        ``from_events``: compute it from the events alone, never from the maintained
+        ``consent_state`` table (for a caller that verifies the chain but not that table).
+        """
         from consentgate.ledger.snapshot import write_snapshot
 
-        return write_snapshot(self, as_of, Path(out))
+        return write_snapshot(self, as_of, Path(out), from_events=from_events)
 
-    def verify(self) -> VerifyResult:
-        """Walk the chain from seq 1; report the first missing, reordered or altered event."""
+    def verify(self, *, state: bool = True) -> VerifyResult:
+        """Walk the chain from seq 1; report the first missing, reordered or altered event.
+
+        ``state``: also recompute ``consent_state`` from the events and compare (the default).
+        """
         from consentgate.ledger.verify import verify_chain
 
-        return verify_chain(self)
+        return verify_chain(self, state=state)
 
     def published_policy(self, name: str, version: str) -> PublishedPolicy | None:
         with eng.read_connection(self._engine) as conn:
