@@ -25,6 +25,7 @@ within a shard, included records ordered by ``(created_at, record_id)`` at posit
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,25 +177,33 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
                 f"WHERE NOT ({_SCREEN_INCLUDES}) UNION ALL "
                 "SELECT s.record_id, s.mask, '' FROM screen s SEMI JOIN unknown_part u ON u.record_id = s.record_id")
     total = one(con.execute("SELECT count(*) FROM screen"))  # every record (checked when the screen ran)
-    by_reason = _write_decisions(con, plan, out, int(total[0]))
-    con.execute(
-        "COPY (SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
-        f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include' ORDER BY s.shard, s.record_id) "
-        f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
-    )
-    counts = _counts(con, by_reason)
+    by_reason, writing = _write_decisions(con, out, int(total[0]))
+    try:  # DuckDB works on while a thread writes decisions.parquet
+        con.execute(
+            "COPY (SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
+            f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include' ORDER BY s.shard, s.record_id) "
+            f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
+        )
+        counts = _counts(con, by_reason)
+    except BaseException:
+        wait([writing])  # nothing may still write into the folder that is about to be removed
+        raise
+    _check_written(con, plan, writing, int(total[0]))
     counts["content_scanned"] = candidates
     for table in ("scanned", "unscanned", "policy_out", "screen", "unknown_part", "cand", CANDIDATES):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)
 
 
-def _write_decisions(con: duckdb.DuckDBPyConnection, plan: BuildPlan, out: Path, total: int) -> dict[str, int]:
-    """Write ``decisions.parquet`` in record-id order, one row per record; return the count per reason.
+def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> tuple[dict[str, int], Future[int]]:
+    """Start writing ``decisions.parquet`` in record-id order, one row per record; return the count per
+    reason and the writer (a thread: ``_check_written`` waits for it and checks what it wrote).
 
     Each distinct (decision, reasons) is a group with a small integer ``g``: DuckDB sorts the
     ids carrying that integer rather than the reason lists (a third of the time at 10M
     records), and each sorted batch gets its decision and reasons back by ``g`` in Arrow.
+    The sorted ids are taken whole (about 30 bytes a record) so that the connection is free
+    for the next queries while the file is encoded, which is single-threaded.
     """
     masks = con.execute("SELECT mask, tcodes, count(*) FROM unscanned GROUP BY ALL").fetchall()
     kept = con.execute("SELECT decision, reasons, count(*) FROM scanned GROUP BY ALL").fetchall()
@@ -206,34 +215,45 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, plan: BuildPlan, out: Path,
     con.register("g_scan", pa.table({"decision": pa.array([d for d, _, _ in groups[len(masks):]], pa.string()),
                                      "reasons": pa.array([r for _, r, _ in groups[len(masks):]], pa.list_(pa.string())),
                                      "g": pa.array(range(len(masks), len(groups)), pa.int32())}))
-    decision_of = pa.array([d for d, _, _ in groups], pa.string())
-    reasons_by_g = pa.array([r for _, r, _ in groups], pa.list_(pa.string()))
-    ordered = con.sql("""
-        SELECT record_id, g, shard, slice, content_scanned FROM (
-            SELECT s.record_id, k.g, s.shard, s.slice, TRUE AS content_scanned
-            FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
-            UNION ALL
-            SELECT u.record_id, k.g, NULL, NULL, FALSE FROM unscanned u JOIN g_mask k ON k.mask = u.mask AND k.tcodes = u.tcodes
-        ) ORDER BY record_id
-    """).to_arrow_reader(ROW_GROUP_ROWS)
-    batches = (pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_by_g.take(b.column(1)), b.column(2).cast(pa.int32()),
-                                b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA) for b in unique_ids(ordered))
     try:
-        written = write_stream(out / "decisions.parquet", DECISIONS_SCHEMA, batches)
-    except RepeatedId as rep:
-        ordered.close()  # the connection takes no new query while a result is open
-        raise duplicate_error(con, "records", "record_id", plan.records.describe(), rep.record_id) from None
+        ordered = con.sql("""
+            SELECT record_id, g, shard, slice, content_scanned FROM (
+                SELECT s.record_id, k.g, s.shard, s.slice, TRUE AS content_scanned
+                FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
+                UNION ALL
+                SELECT u.record_id, k.g, NULL, NULL, FALSE FROM unscanned u JOIN g_mask k ON k.mask = u.mask AND k.tcodes = u.tcodes
+            ) ORDER BY record_id
+        """).to_arrow_table()
     finally:
         con.unregister("g_mask")
         con.unregister("g_scan")
-    if written != total or sum(c for _, _, c in groups) != total:
-        raise BuildError(f"decisions.parquet would hold {written} decisions for {total} records",
+    if sum(c for _, _, c in groups) != total or ordered.num_rows != total:
+        raise BuildError(f"the decisions hold {ordered.num_rows} rows for {total} records",
                          hint="Report this with --debug output: every record must be decided exactly once.")
+    decision_of = pa.array([d for d, _, _ in groups], pa.string())
+    reasons_by_g = pa.array([r for _, r, _ in groups], pa.list_(pa.string()))
+    batches = (pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_by_g.take(b.column(1)), b.column(2).cast(pa.int32()),
+                                b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA)
+               for b in unique_ids(ordered.to_batches(ROW_GROUP_ROWS)))
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentgate-decisions")
+    writing = pool.submit(write_stream, out / "decisions.parquet", DECISIONS_SCHEMA, batches)
+    pool.shutdown(wait=False)  # the thread ends with its one task; the caller waits on ``writing``
     by_reason: dict[str, int] = {}
     for _, reasons, n in groups:
         for r in reasons:
             by_reason[r] = by_reason.get(r, 0) + n
-    return by_reason
+    return by_reason, writing
+
+
+def _check_written(con: duckdb.DuckDBPyConnection, plan: BuildPlan, writing: Future[int], total: int) -> None:
+    """Wait for ``decisions.parquet``; a repeated record id stops the build with the source's error."""
+    try:
+        written = writing.result()
+    except RepeatedId as rep:
+        raise duplicate_error(con, "records", "record_id", plan.records.describe(), rep.record_id) from None
+    if written != total:
+        raise BuildError(f"decisions.parquet holds {written} decisions for {total} records",
+                         hint="Report this with --debug output: every record must be decided exactly once.")
 
 
 def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int]) -> dict[str, Any]:
