@@ -23,7 +23,6 @@ memory limit (it spills sorts to the scratch folder), not by the input size.
 
 from __future__ import annotations
 
-import dataclasses
 import multiprocessing
 import time
 from collections.abc import Callable, Iterator
@@ -225,7 +224,7 @@ class DuckDBEngine:
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"
             ).to_arrow_reader(ROW_GROUP_ROWS))
             names = con.sql(DISTINCT_NAMES).to_arrow_table().column(0).combine_chunks()
-            cfg = dataclasses.replace(plan.steps, member_names=())  # names go to each worker once, not with every task
+            cfg = plan.steps  # the names go to each worker once, as the pool's initializer argument
             timings["sources"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()

@@ -31,12 +31,12 @@ from consentgate.build.spec import Mapping, SourceSpec
 
 @dataclass(frozen=True)
 class StepConfig:
-    """What the per-batch steps need; picklable, sent once to each worker."""
+    """What the per-batch steps need; picklable, sent with each task. (The member names,
+    large, go to each worker once: ``steps.init_worker``.)"""
 
     shards: int
     strategies: dict[str, str]
     pseudonym_key: bytes | None
-    member_names: tuple[str, ...] = ()
     drop_entities: tuple[str, ...] = ()
     redact_topics: tuple[str, ...] = ()
 

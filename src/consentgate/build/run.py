@@ -322,7 +322,7 @@ def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datet
         name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
         consent_snapshot=pinned.snapshot, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
         batch_size=min(settings.batch_size, 65536),
-        steps=StepConfig(spec.shards, {**strategies, TOPIC_ENTITY: "mask"}, key, (),
+        steps=StepConfig(spec.shards, {**strategies, TOPIC_ENTITY: "mask"}, key,
                          tuple(e for e, s in strategies.items() if s == "drop_record"), compile_policy(policy).redact_topics()),
     )
     prepared = time.perf_counter() - t0

@@ -59,8 +59,7 @@ def detector(cfg: StepConfig) -> Detector:
     if _detector is None:
         from consentgate.detect import Detector
 
-        names = pa.array(cfg.member_names, pa.string()) if cfg.member_names else _names
-        _detector = Detector(member_names=names if names is not None and len(names) else None)
+        _detector = Detector(member_names=_names if _names is not None and len(_names) else None)
     return _detector
 
 
