@@ -174,8 +174,7 @@ def _verify_chain(ledger: Any, label: str) -> None:
 
     result = ledger.verify(state=False)  # the build's snapshot comes from the events, not consent_state
     if not result.ok:
-        where = (f"its hash chain is broken at sequence {result.first_bad_seq}" if result.first_bad_seq is not None
-                 else "its current-state table does not match its events")
+        where = f"its hash chain is broken at sequence {result.first_bad_seq}"
         raise LedgerIntegrityError(
             f"the consent ledger fails verification: {where} ({result.reason}); refusing to build",
             hint="Run `consentgate ledger verify` and restore the ledger before building.", source=label,
