@@ -104,41 +104,39 @@ class Segments:
 
 def segment_groups(arr: pa.StringArray) -> Iterator[Segments]:
     """One ``Segments`` for a batch of ordinary texts, or one per window of a long text."""
-    n = len(arr)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+    offsets = _offsets(arr)
     lengths = np.diff(offsets)
     if arr.null_count:
         lengths = np.where(np.asarray(arr.is_valid()), lengths, 0)
-    if n and lengths.max(initial=0) > LONG_TEXT:
-        data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-        yield from _segments_windowed(data, offsets, lengths)
+    data = arr.buffers()[2]
+    body = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    if len(arr) and lengths.max(initial=0) > LONG_TEXT:
+        yield from _segments_windowed(body, offsets, lengths)
     else:
-        yield _segments(arr)
+        yield _segments(body, offsets, lengths)
 
 
-def _segments(arr: pa.StringArray) -> Segments:
-    n = len(arr)
-    bufs = arr.buffers()
-    offsets = np.frombuffer(bufs[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
-    if arr.null_count:
-        valid = np.asarray(arr.is_valid())
-        lengths = np.where(valid, np.diff(offsets), 0)
-    else:
-        lengths = np.diff(offsets)
+def _offsets(arr: pa.StringArray) -> I64:
+    """The ``len(arr) + 1`` offsets of ``arr`` into its data buffer, as int64."""
+    return np.frombuffer(arr.buffers()[1], dtype=np.int32, count=len(arr) + 1, offset=arr.offset * 4).astype(np.int64)
+
+
+def _segments(data: npt.NDArray[np.uint8], offsets: I64, lengths: I64) -> Segments:
+    """One buffer for the whole batch; ``lengths`` is 0 for a null entry."""
+    n = offsets.size - 1
+    sizes = np.diff(offsets)
     d0 = int(offsets[0]) if n else 0
     body = data[d0 : int(offsets[-1])] if n else np.zeros(0, np.uint8)
-    if arr.null_count:
+    if body.size and (lengths != sizes).any():
         # Null entries may still point at bytes; blank them so they scan as empty.
-        keep = np.repeat(lengths > 0, np.diff(offsets))
-        body = np.where(keep, body, 0).astype(np.uint8) if body.size else body
+        keep = np.repeat(lengths > 0, sizes)
+        body = np.where(keep, body, 0).astype(np.uint8)
     rel = offsets - d0
     # Insert a NUL before every text and after the last one.
     out = np.insert(body, rel[:-1], 0) if n else np.zeros(0, np.uint8)
     out = np.concatenate([out, np.zeros(1, np.uint8)])
     starts = rel[:-1] + np.arange(1, n + 1)
-    ends = starts + np.diff(offsets)
+    ends = starts + sizes
     row = np.arange(n, dtype=np.int64)
     return Segments(out.tobytes(), row, starts, ends, starts, ends + 1, np.zeros(n, np.int64))
 
@@ -201,7 +199,7 @@ def iter_batches(arrays: list[pa.StringArray], batch_bytes: int) -> Iterator[tup
         n = len(arr)
         if n == 0:
             continue
-        offsets = np.frombuffer(arr.buffers()[1], dtype=np.int32, count=n + 1, offset=arr.offset * 4).astype(np.int64)
+        offsets = _offsets(arr)
         i = 0
         while i < n:
             limit = offsets[i] + batch_bytes
