@@ -27,7 +27,7 @@ import functools
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Final, Iterator, Mapping, Protocol, Sequence
 
@@ -165,7 +165,7 @@ def build_scanner(
     name = resolve_backend(backend)
     groups = [as_group(g) for g in literal_groups]
     if name == "hyperscan":
-        return HyperscanScanner(patterns, groups, preloaded=dict(preloaded or {}))
+        return HyperscanScanner(patterns, groups, preloaded=preloaded)
     return Re2Scanner(patterns, [lit for group in groups for lit in group.literals()])
 
 
@@ -317,17 +317,19 @@ class HyperscanScanner:
     patterns: Sequence[PatternSpec]
     literal_groups: Sequence[GroupLike]
     name: str = "hyperscan"
-    preloaded: dict[str, bytes] = field(default_factory=dict)
+    preloaded: InitVar[Mapping[str, bytes] | None] = None  # used while loading, not kept
     databases: dict[str, Any] = field(init=False, default_factory=dict)  # cache key -> database
     _regex_db: Any = field(init=False, default=None)
     _lit_dbs: list[Any] = field(init=False, default_factory=list)
     _edge_db: Any = field(init=False, default=None)
     _lit_len: I64 = field(init=False)
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, preloaded: Mapping[str, bytes] | None) -> None:
+        blobs = preloaded or {}
         pats = list(self.patterns)
         if pats:
             self._regex_db = self._load(
+                blobs,
                 hashlib.sha256("\x1f".join(["regex"] + [f"{p.caseless}:{p.full()}" for p in pats]).encode()),
                 lambda: _compile_regex(pats),
             )
@@ -343,18 +345,18 @@ class HyperscanScanner:
             longer = group.select(~edge) if edge.any() else group
             if len(longer):
                 lids = ids[~edge]
-                self._lit_dbs.append(self._load(_key("lit", lids, longer), functools.partial(_compile_literals, longer, lids)))
+                self._lit_dbs.append(self._load(blobs, _key("lit", lids, longer), functools.partial(_compile_literals, longer, lids)))
             if edge.any():
                 edge_ids.append(ids[edge])
                 edge_groups.append(group.select(edge))
             base += len(group)
         if edge_ids:
             eids = np.concatenate(edge_ids)
-            self._edge_db = self._load(_key("lit-edge", eids, *edge_groups), lambda: _compile_edge_literals(edge_groups, eids))
+            self._edge_db = self._load(blobs, _key("lit-edge", eids, *edge_groups), lambda: _compile_edge_literals(edge_groups, eids))
 
-    def _load(self, h: "hashlib._Hash", compile_fn: Callable[[], Any]) -> Any:
+    def _load(self, blobs: Mapping[str, bytes], h: "hashlib._Hash", compile_fn: Callable[[], Any]) -> Any:
         digest = h.hexdigest()
-        db = _cached_db(digest, compile_fn, self.preloaded)
+        db = _cached_db(digest, compile_fn, blobs)
         self.databases[digest] = db
         return db
 
