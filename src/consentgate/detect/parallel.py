@@ -30,14 +30,6 @@ def _init(serialised: bytes) -> None:
     _WORKER["detector"] = det
 
 
-def _to_ipc(arr: pa.Array) -> bytes:
-    batch = pa.record_batch([arr], names=["text"])
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
-        writer.write_batch(batch)
-    return bytes(sink.getvalue().to_pybytes())
-
-
 def _table_ipc(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
@@ -71,7 +63,7 @@ def scan_parallel(detector: "Detector", arrays: list[pa.StringArray]) -> "ScanRe
         initargs=(detector.to_bytes(),),
     ) as pool:
         for base, batch in iter_batches(arrays, detector.batch_bytes):
-            pending.append(pool.submit(_work, _to_ipc(batch), base))
+            pending.append(pool.submit(_work, _table_ipc(pa.table({"text": batch})), base))
             if len(pending) >= window:
                 s, t = pending.popleft().result()
                 spans.append(_from_ipc(s))
