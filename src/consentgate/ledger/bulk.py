@@ -25,7 +25,7 @@ from consentgate.ledger import engine as eng
 from consentgate.ledger import state
 from consentgate.ledger.chain import batch_prefixes, chain_from_prefixes, chain_hashes
 from consentgate.ledger.models import FUTURE_SKEW, utc_now
-from consentgate.ledger.store import _head
+from consentgate.ledger.writes import head
 
 if TYPE_CHECKING:
     from consentgate.ledger.store import Ledger
@@ -286,7 +286,7 @@ def append_table(ledger: Ledger, table: pa.Table, *, source_file: str = "") -> i
         return 0
     try:
         with eng.write_transaction(ledger.engine) as conn:
-            seq, prev = before = _head(conn)
+            seq, prev = before = head(conn)
             dbapi: Any = conn.connection.driver_connection
             for batch in table.to_batches(max_chunksize=CHUNK):
                 rows = _chain_rows(batch, seq, prev)

@@ -21,7 +21,6 @@ from consentgate.errors import InputError, LedgerError, PolicyError
 from consentgate.ledger import engine as eng
 from consentgate.ledger import writes
 from consentgate.ledger.models import (
-    GENESIS,
     ConsentEventIn,
     MemberState,
     PublishedPolicy,
@@ -30,12 +29,10 @@ from consentgate.ledger.models import (
     VerifyResult,
     from_micros,
     to_micros,
-    utc_now,
 )
 from consentgate.ledger.schema import events, policy_versions
 
 _EVENT_COLS = [events.c[name] for name in writes.EVENT_COLS]
-_head = writes.head
 
 
 def open_ledger(url: str, *, create: bool = True) -> Ledger:
@@ -118,7 +115,7 @@ class Ledger:
     def head(self) -> tuple[int, str]:
         """``(seq, hash)`` of the last event; ``(0, GENESIS)`` when the ledger is empty."""
         with eng.read_connection(self._engine) as conn:
-            return _head(conn)
+            return writes.head(conn)
 
     def history(self, member_id: str) -> list[StoredEvent]:
         """Every event of one member, in sequence order."""
