@@ -9,7 +9,8 @@ Owns ``Detector`` and ``ScanResult``. For each batch it
    (``segments.py``);
 2. runs the compiled scanner once over that buffer (``backend.py``);
 3. maps hits back to rows with ``np.searchsorted`` over the segment offsets, and
-   byte offsets to character offsets with a cumulative count of UTF-8 lead bytes;
+   byte offsets to character offsets by counting the UTF-8 continuation bytes
+   before them (``segments.CharView``);
 4. validates candidates (``validators.py``), resolves overlaps by priority, builds
    PERSON spans (``person.py``) and scores topics (``topics.py``).
 
@@ -33,7 +34,7 @@ from consentgate.detect.backend import Literal, LiteralGroup, Scanner, build_sca
 from consentgate.detect.lexicon import name_lexicon, topic_lexicon
 from consentgate.detect.members import NamesInput, distinct_names, member_tokens_arrow
 from consentgate.detect.patterns import PATTERNS
-from consentgate.detect.segments import LONG_TEXT, CharView, Segments, iter_batches, segment_groups, string_chunks
+from consentgate.detect.segments import CharView, Segments, iter_batches, segment_groups, string_chunks
 from consentgate.detect.topics import TopicTable, score_topics
 from consentgate.detect.validators import VALIDATORS
 from consentgate.errors import DetectError

@@ -117,7 +117,12 @@ _EXTRA_COMMON: Final = frozenset(
 
 
 def member_name_tokens(names: Iterable[str]) -> tuple[list[str], set[str]]:
-    """Distinct full display names (two tokens or more) and their single name tokens."""
+    """Distinct full display names (two tokens or more) and their single name tokens.
+
+    The plain Python statement of the rules: ``members.member_tokens_arrow`` computes
+    the same with Arrow kernels, calls this for the rare names holding whitespace other
+    than the plain space, and is property-tested equal to it (tests/detect/test_detect_members.py).
+    """
     full: set[str] = set()
     tokens: set[str] = set()
     for raw in names:
