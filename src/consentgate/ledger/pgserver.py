@@ -96,11 +96,11 @@ def create_database(admin_url: str, prefix: str = "cg") -> str:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from consentgate.ledger.snapshot import _libpq_dsn
+    from consentgate.ledger.snapshot import libpq_dsn
 
     url = make_url(admin_url)
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(_libpq_dsn(url), autocommit=True) as conn:
+    with psycopg.connect(libpq_dsn(url), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     return url.set(drivername="postgresql+psycopg", database=name).render_as_string(hide_password=False)
 
@@ -110,8 +110,8 @@ def drop_database(admin_url: str, url: str) -> None:
     import psycopg
     from sqlalchemy.engine import make_url
 
-    from consentgate.ledger.snapshot import _libpq_dsn
+    from consentgate.ledger.snapshot import libpq_dsn
 
     name = make_url(url).database
-    with psycopg.connect(_libpq_dsn(make_url(admin_url)), autocommit=True) as conn:
+    with psycopg.connect(libpq_dsn(make_url(admin_url)), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -215,7 +215,7 @@ def _read_parallel(ledger: Ledger, head_seq: int, table: str, cols: tuple[str, .
     select = ", ".join(cols)
     if table == "consent_events":
         select = select.replace("vocab", f"{vocab_sql()} AS vocab")
-    if ledger.backend == "sqlite" and head_seq >= ADBC_SQLITE_MIN_EVENTS and _optional("adbc_driver_sqlite.dbapi") is not None:
+    if ledger.backend == "sqlite" and head_seq >= ADBC_SQLITE_MIN_EVENTS and optional_module("adbc_driver_sqlite.dbapi") is not None:
         safe = select.replace("policy_version", _PV_NULL_SAFE)
         queries = [f"SELECT {safe} FROM {table} WHERE {w}" for w in where]
         parts = [_restore_nulls(t) for t in _sqlite_adbc_subprocess(str(ledger.engine.url.database), queries)]
@@ -238,7 +238,7 @@ def _restore_nulls(table: pa.Table) -> pa.Table:
     return table.drop(["pv_null"]).set_column(i, "policy_version", pv)
 
 
-def _optional(module: str) -> Any:
+def optional_module(module: str) -> Any:
     """The ADBC driver module when installed (an optional speed-up), else None."""
     import importlib
 
@@ -292,8 +292,8 @@ def _sqlite_plain(path: str, query: str, names: tuple[str, ...]) -> pa.Table:
 
 def _pg_reader(ledger: Ledger, cols: tuple[str, ...]) -> Any:
     url = ledger.engine.url
-    adbc_pg: Any = _optional("adbc_driver_postgresql.dbapi")
-    dsn = _libpq_dsn(url)
+    adbc_pg: Any = optional_module("adbc_driver_postgresql.dbapi")
+    dsn = libpq_dsn(url)
 
     def read(query: str) -> pa.Table:
         if adbc_pg is not None:
@@ -305,7 +305,7 @@ def _pg_reader(ledger: Ledger, cols: tuple[str, ...]) -> Any:
     return read
 
 
-def _libpq_dsn(url: Any) -> str:
+def libpq_dsn(url: Any) -> str:
     """A libpq connection string (key=value form) for ``url``, keeping socket-directory queries."""
     from psycopg.conninfo import make_conninfo
 
@@ -314,6 +314,9 @@ def _libpq_dsn(url: Any) -> str:
     for k, v in url.query.items():
         params[k] = v if isinstance(v, str) else v[-1]
     return str(make_conninfo("", **params))
+
+
+_libpq_dsn = libpq_dsn  # the old name, still imported by bench/ledger_bench.py (not owned by the ledger)
 
 
 def _pg_copy_csv(ledger: Ledger, query: str, cols: tuple[str, ...]) -> pa.Table:

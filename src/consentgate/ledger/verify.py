@@ -41,7 +41,7 @@ from consentgate.ledger import engine as eng
 from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, CHAIN_FIELDS, canonical_sql, event_hash, hex_digests
 from consentgate.ledger.models import GENESIS, VerifyResult
 from consentgate.ledger.schema import events
-from consentgate.ledger.snapshot import _libpq_dsn, _optional
+from consentgate.ledger.snapshot import libpq_dsn, optional_module
 from consentgate.ledger.state import check_state
 
 if TYPE_CHECKING:
@@ -248,7 +248,7 @@ def _batches(ledger: Ledger) -> Generator[_Batch, None, None]:
 
 
 def _sqlite_batches(path: str) -> Generator[_Batch, None, None]:
-    if _optional("adbc_driver_sqlite.dbapi") is None:
+    if optional_module("adbc_driver_sqlite.dbapi") is None:
         raise _Unavailable
     proc = subprocess.Popen([sys.executable, "-c", _CHILD, path, _SQLITE_SELECT, str(BATCH_ROWS)],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
@@ -287,11 +287,11 @@ def _to_batch(batch: pa.RecordBatch) -> _Batch:
 
 
 def _pg_batches(ledger: Ledger) -> Generator[_Batch, None, None]:
-    adbc_pg: Any = _optional("adbc_driver_postgresql.dbapi")
+    adbc_pg: Any = optional_module("adbc_driver_postgresql.dbapi")
     if adbc_pg is None:
         raise _Unavailable
     try:
-        with adbc_pg.connect(_libpq_dsn(ledger.engine.url)) as conn, conn.cursor() as cur:
+        with adbc_pg.connect(libpq_dsn(ledger.engine.url)) as conn, conn.cursor() as cur:
             cur.adbc_statement.set_options(**{"adbc.postgresql.batch_size_hint_bytes": str(PG_BATCH_BYTES)})
             cur.execute(_PG_SELECT)
             for batch in cur.fetch_record_batch():
