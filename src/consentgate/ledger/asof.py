@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 from sqlalchemy import text
 
 from consentgate.ledger import engine as eng
-from consentgate.ledger.snapshot import _TYPES, _read_parallel
+from consentgate.ledger.snapshot import ROW_COLS, read_pg_query, rows_table
 from consentgate.ledger.state import KEY_SHIFT, vocab_sql
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ if TYPE_CHECKING:
 LATE_SHARE = {"sqlite": 0.03, "postgresql": 0.005}
 LATE_MIN = 10_000
 _MMAP_BYTES = 1 << 34
-_COLS = ("member_id", "vocab", "policy_version", "recorded_at", "seq")  # snapshot._ROW_COLS
 
 
 def count_late(ledger: Ledger, cut: int) -> int:
@@ -57,7 +56,7 @@ def use_state(late: int, head_seq: int, backend: str) -> bool:
 
 
 def rows_before(ledger: Ledger, heads: Heads, cut: int) -> pa.Table | None:
-    """The snapshot rows at ``cut`` (``snapshot._ROW_COLS``, sorted by seq) from the state,
+    """The snapshot rows at ``cut`` (``snapshot.ROW_COLS``, sorted by seq) from the state,
     or None when too many keys are late or a writer committed while the state was read."""
     from consentgate.ledger.snapshot import head_unchanged, latest_rows, read_state_rows
 
@@ -108,18 +107,16 @@ def replace_late(state: pa.Table, is_late: Any, winners: pa.Table) -> pa.Table:
 
 
 def member_events(ledger: Ledger, head_seq: int, cut: int, members: list[str]) -> pa.Table:
-    """Events of ``members`` with ``recorded_at <= cut`` and ``seq <= head_seq`` (``_COLS``), read by the member index."""
+    """Events of ``members`` with ``recorded_at <= cut`` and ``seq <= head_seq`` (``ROW_COLS``), read by the member index."""
     select = f"SELECT member_id, {vocab_sql()} AS vocab, policy_version, recorded_at, seq FROM consent_events"
     if ledger.backend != "sqlite":
         # A join with the list (not ``= ANY``) keeps to the member index whatever the
         # statistics say; the list is a literal so the Arrow reader (binary COPY) can run it.
         sql = (f"{select} JOIN unnest({pg_text_array(members)}::text[]) AS late(member_id) USING (member_id) "
                f"WHERE recorded_at <= {int(cut)} AND seq <= {int(head_seq)}")
-        return _read_parallel(ledger, head_seq, "consent_events", _COLS, [], queries=[sql])
+        return read_pg_query(ledger, sql, ROW_COLS)
     sql = f"{select} WHERE member_id IN (SELECT value FROM json_each(?)) AND recorded_at <= ? AND seq <= ?"
-    rows = _sqlite_rows(str(ledger.engine.url.database), sql, (json.dumps(members), cut, head_seq))
-    cols = list(zip(*rows)) if rows else [()] * len(_COLS)
-    return pa.table({n: pa.array(list(c), _TYPES[n]) for n, c in zip(_COLS, cols)})
+    return rows_table(_sqlite_rows(str(ledger.engine.url.database), sql, (json.dumps(members), cut, head_seq)), ROW_COLS)
 
 
 def pg_text_array(values: list[str]) -> str:

@@ -54,8 +54,8 @@ _TYPES = {"member_id": pa.string(), "purpose": pa.string(), "scope": pa.string()
 # What a snapshot reads, from consent_state or consent_events: ``vocab`` (state.VOCAB_CODES)
 # stands for purpose/scope/choice/source -- one integer instead of four strings halves
 # the readers' per-value work; the events' vocab is computed by the database.
-_ROW_COLS = ("member_id", "vocab", "policy_version", "recorded_at", "seq")
-_ROW_TYPES = {c: _TYPES[c] for c in _ROW_COLS}
+ROW_COLS = ("member_id", "vocab", "policy_version", "recorded_at", "seq")
+_ROW_TYPES = {c: _TYPES[c] for c in ROW_COLS}
 # The ADBC SQLite driver types a column from the values of its first batch, so a NULL
 # policy_version there and a string later fails: it gets an explicit null flag instead.
 _PV_NULL_SAFE = "ifnull(policy_version, '') AS policy_version, policy_version IS NULL AS pv_null"
@@ -142,11 +142,11 @@ def read_state(ledger: Ledger, heads: Heads, *, stored_columns: bool = False) ->
     committed between reading ``heads`` and the end of this call: callers compare the
     chain head again afterwards (a write commits events, state and head together).
     """
-    raw = read_state_rows(ledger, heads, STATE_COLS if stored_columns else _ROW_COLS)
+    raw = read_state_rows(ledger, heads, STATE_COLS if stored_columns else ROW_COLS)
     return raw if stored_columns else to_schema(raw)
 
 
-def read_state_rows(ledger: Ledger, heads: Heads, cols: tuple[str, ...] = _ROW_COLS) -> pa.Table:
+def read_state_rows(ledger: Ledger, heads: Heads, cols: tuple[str, ...] = ROW_COLS) -> pa.Table:
     """Columns ``cols`` of every ``consent_state`` row, sorted by seq (see ``read_state``)."""
     import numpy as np
 
@@ -178,7 +178,7 @@ def _take(table: pa.Table, rows: Any) -> pa.Table:
 
 
 def read_events_until(ledger: Ledger, head_seq: int, cut: int) -> pa.Table:
-    """All events with ``seq <= head_seq`` and ``recorded_at <= cut`` as an Arrow table (``_ROW_COLS``)."""
+    """All events with ``seq <= head_seq`` and ``recorded_at <= cut`` as an Arrow table (``ROW_COLS``)."""
     if head_seq == 0:
         return pa.schema(_ROW_TYPES).empty_table()
     parts = _PARTS if head_seq >= 100_000 else 1
@@ -187,7 +187,7 @@ def read_events_until(ledger: Ledger, head_seq: int, cut: int) -> pa.Table:
         where = [f"seq > {lo} AND seq <= {hi} AND recorded_at <= {int(cut)}" for lo, hi in bounds]
     else:  # heap page ranges (rows in heap order, which is append order: latest_rows sorts if not)
         where = [f"{pages} AND seq <= {head_seq} AND recorded_at <= {int(cut)}" for pages in _pg_page_ranges(ledger, "consent_events", parts)]
-    return _read_parallel(ledger, head_seq, "consent_events", _ROW_COLS, where)
+    return _read_parallel(ledger, head_seq, "consent_events", ROW_COLS, where)
 
 
 def _pg_page_ranges(ledger: Ledger, table: str, parts: int) -> list[str]:
@@ -207,11 +207,9 @@ def _pg_page_ranges(ledger: Ledger, table: str, parts: int) -> list[str]:
     return [upper[0], *(f"{lo} AND {hi}" for lo, hi in zip(lower, upper[1:])), lower[-1]]
 
 
-def _read_parallel(ledger: Ledger, head_seq: int, table: str, cols: tuple[str, ...], where: list[str],
-                   queries: list[str] | None = None) -> pa.Table:
+def _read_parallel(ledger: Ledger, head_seq: int, table: str, cols: tuple[str, ...], where: list[str]) -> pa.Table:
     """Columns ``cols`` of ``table`` for each condition in ``where``, read in parallel and
-    concatenated in the order given (types from ``_TYPES``). PostgreSQL only: ``queries``
-    instead of ``where``, whole queries selecting ``cols`` in that order."""
+    concatenated in the order given (types from ``_TYPES``)."""
     select = ", ".join(cols)
     if table == "consent_events":
         select = select.replace("vocab", f"{vocab_sql()} AS vocab")
@@ -221,11 +219,16 @@ def _read_parallel(ledger: Ledger, head_seq: int, table: str, cols: tuple[str, .
         parts = [_restore_nulls(t) for t in _sqlite_adbc_subprocess(str(ledger.engine.url.database), queries)]
     else:
         reader = _sqlite_plain_reader(ledger, cols) if ledger.backend == "sqlite" else _pg_reader(ledger, cols)
-        queries = queries if queries is not None and ledger.backend != "sqlite" else [f"SELECT {select} FROM {table} WHERE {w}" for w in where]
+        queries = [f"SELECT {select} FROM {table} WHERE {w}" for w in where]
         with ThreadPoolExecutor(max_workers=len(queries)) as pool:
             parts = list(pool.map(reader, queries))
     schema = pa.schema([(c, _TYPES[c]) for c in cols])
     return pa.concat_tables([t.cast(schema) for t in parts])
+
+
+def read_pg_query(ledger: Ledger, query: str, cols: tuple[str, ...]) -> pa.Table:
+    """The rows of one PostgreSQL ``query`` selecting ``cols`` in that order (types from ``_TYPES``)."""
+    return _pg_reader(ledger, cols)(query).cast(pa.schema([(c, _TYPES[c]) for c in cols]))
 
 
 def _restore_nulls(table: pa.Table) -> pa.Table:
@@ -286,6 +289,11 @@ def _sqlite_plain(path: str, query: str, names: tuple[str, ...]) -> pa.Table:
         rows = conn.execute(query).fetchall()
     finally:
         conn.close()
+    return rows_table(rows, names)
+
+
+def rows_table(rows: list[Any], names: tuple[str, ...]) -> pa.Table:
+    """Fetched driver ``rows`` as a table of columns ``names`` (types from ``_TYPES``)."""
     cols = list(zip(*rows)) if rows else [()] * len(names)
     return pa.table({n: pa.array(list(c), _TYPES[n]) for n, c in zip(names, cols)})
 
@@ -345,7 +353,7 @@ def latest_per_key(events: pa.Table) -> pa.Table:
 
 
 def latest_rows(events: pa.Table) -> pa.Table:
-    """``latest_per_key`` still in ``_ROW_COLS`` (``vocab`` not yet decoded).
+    """``latest_per_key`` still in ``ROW_COLS`` (``vocab`` not yet decoded).
 
     numpy ranks the rows by (recorded_at, seq) -- no sort at all when they already come
     in that order, as events appended in time order do; DuckDB's hash aggregation (all
@@ -382,7 +390,7 @@ def latest_rows(events: pa.Table) -> pa.Table:
 
 
 def to_schema(table: pa.Table) -> pa.Table:
-    """``_ROW_COLS`` rows (``vocab`` decoded into its four columns) in ``SNAPSHOT_SCHEMA``."""
+    """``ROW_COLS`` rows (``vocab`` decoded into its four columns) in ``SNAPSHOT_SCHEMA``."""
     cols = {name: table.column(name) for name in table.column_names if name != "vocab"}
     cols.update(decode_vocab(table.column("vocab").to_numpy()))
     arrays = []
