@@ -28,14 +28,13 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, text
 
 from consentgate.errors import InputError, LedgerError
 from consentgate.ledger import state
 from consentgate.ledger.chain import event_hash
 from consentgate.ledger.engine import PG_LOCK_KEY
 from consentgate.ledger.models import GENESIS, ConsentEventIn, StoredEvent, from_micros, to_micros, utc_now
-from consentgate.ledger.schema import events
 
 EVENT_COLS = ("seq", "event_id", "member_id", "purpose", "scope", "choice", "source", "policy_version", "recorded_at", "idempotency_key", "prev_hash", "hash")
 _HEAD_SQL = "SELECT seq, hash FROM consent_events ORDER BY seq DESC LIMIT 1"
@@ -114,7 +113,11 @@ def _check_same_choice(existing: StoredEvent, ev: ConsentEventIn, key: str) -> N
 
 def head(conn: Connection) -> tuple[int, str]:
     """``(seq, hash)`` of the last event; ``(0, GENESIS)`` when the ledger is empty."""
-    row = conn.execute(select(events.c.seq, events.c.hash).order_by(events.c.seq.desc()).limit(1)).first()
+    return _head_of(conn.execute(text(_HEAD_SQL)).first())
+
+
+def _head_of(row: Sequence[Any] | None) -> tuple[int, str]:
+    """``head`` from the row of ``_HEAD_SQL`` (None: the ledger is empty)."""
     return (0, GENESIS) if row is None else (int(row[0]), str(row[1]))
 
 
@@ -157,8 +160,7 @@ def _read_locked(db: _Driver, keys: list[str], ids: list[str]) -> Known:
         key_curs = [db.execute(_BY_KEY, (k,)) for k in keys]
         id_curs = [db.execute(_BY_ID, (i,)) for i in ids]
     with _driver_errors():
-        row = head_cur.fetchone()
-        known = Known((0, GENESIS) if row is None else (int(row[0]), str(row[1])))
+        known = Known(_head_of(head_cur.fetchone()))
         for ev in (stored(r) for cur in key_curs for r in cur.fetchall()):
             known.by_key[str(ev.idempotency_key)] = ev
         known.ids.update(str(r[0]) for cur in id_curs for r in cur.fetchall())
