@@ -83,13 +83,19 @@ def needs_escape(col: pa.Array) -> bool:
         return False
     if col.type not in (pa.string(), pa.large_string()):
         return bool(pc.any(pc.match_substring_regex(col, _NEEDS_ESCAPE)).as_py())
+    raw = utf8_bytes(col)
+    return bool(np.count_nonzero(raw < 0x20) or np.count_nonzero(raw == ord('"')) or np.count_nonzero(raw == ord("\\")))
+
+
+def utf8_bytes(col: pa.Array) -> Any:
+    """The UTF-8 bytes of the values of the string column ``col`` (with any under null slots),
+    as one numpy uint8 view without a copy."""
     offsets_buf, data = col.buffers()[1:3]
     if data is None:
-        return False
+        return np.zeros(0, dtype=np.uint8)
     width = np.int32 if col.type == pa.string() else np.int64
     offsets = np.frombuffer(offsets_buf, dtype=width)[col.offset: col.offset + len(col) + 1]
-    raw = np.frombuffer(data, dtype=np.uint8)[offsets[0]: offsets[-1]]
-    return bool(np.count_nonzero(raw < 0x20) or np.count_nonzero(raw == ord('"')) or np.count_nonzero(raw == ord("\\")))
+    return np.frombuffer(data, dtype=np.uint8)[offsets[0]: offsets[-1]]
 
 
 def _json_strings(col: pa.Array) -> pa.Array:

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consentgate.ledger import engine as eng
-from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, CHAIN_FIELDS, canonical_sql, event_hash, hex_digests
+from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, CHAIN_FIELDS, canonical_sql, event_hash, hex_digests, utf8_bytes
 from consentgate.ledger.models import GENESIS, VerifyResult
 from consentgate.ledger.schema import events
 from consentgate.ledger.snapshot import libpq_dsn, optional_module
@@ -156,8 +156,7 @@ def exact_rows(batch: _Batch) -> int:
         return 0
     bad = ~batch.typed
     if text.null_count == 0 and not bad.any():
-        offsets = np.frombuffer(text.buffers()[1], dtype=np.int32)[text.offset: text.offset + len(text) + 1]
-        raw = np.frombuffer(text.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]]
+        raw = utf8_bytes(text)
         quotes_ok = batch.quotes[0] < 0 or np.count_nonzero(raw == 0x22) == batch.quotes.sum()
         if quotes_ok and not np.count_nonzero(raw < 0x20) and not np.count_nonzero(raw == 0x5C):
             return len(text)
