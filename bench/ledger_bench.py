@@ -100,10 +100,10 @@ class Backend:
             return dt
         import psycopg
 
-        from consentgate.ledger.snapshot import _libpq_dsn
+        from consentgate.ledger.snapshot import libpq_dsn
         from sqlalchemy.engine import make_url
 
-        with psycopg.connect(_libpq_dsn(make_url(url))) as conn:
+        with psycopg.connect(libpq_dsn(make_url(url))) as conn:
             conn.execute(ddl.replace("raw", f"raw{self.n}"))
             conn.commit()
             t = time.perf_counter()
@@ -129,10 +129,10 @@ class Backend:
             return n / dt
         import psycopg
 
-        from consentgate.ledger.snapshot import _libpq_dsn
+        from consentgate.ledger.snapshot import libpq_dsn
         from sqlalchemy.engine import make_url
 
-        with psycopg.connect(_libpq_dsn(make_url(url)), autocommit=True) as conn:
+        with psycopg.connect(libpq_dsn(make_url(url)), autocommit=True) as conn:
             conn.execute("CREATE TABLE IF NOT EXISTS raw_w (id BIGSERIAL PRIMARY KEY, member_id TEXT, scope TEXT, choice TEXT)")
             t = time.perf_counter()
             for i in range(n):
@@ -187,12 +187,12 @@ def snapshot_url(b: Backend, args: argparse.Namespace) -> str:
         return f"sqlite:///{args.keep / f'snap-{args.members}-{args.events}.db'}"
     import psycopg
 
-    from consentgate.ledger.snapshot import _libpq_dsn
+    from consentgate.ledger.snapshot import libpq_dsn
     from sqlalchemy.engine import make_url
 
     name = f"snap_{args.members}_{args.events}"
     admin = make_url(b.pg.url())
-    with psycopg.connect(_libpq_dsn(admin), autocommit=True) as conn:
+    with psycopg.connect(libpq_dsn(admin), autocommit=True) as conn:
         if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             conn.execute(f'CREATE DATABASE "{name}"')
     return admin.set(database=name).render_as_string(hide_password=False)

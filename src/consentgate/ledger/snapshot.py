@@ -324,7 +324,6 @@ def libpq_dsn(url: Any) -> str:
     return str(make_conninfo("", **params))
 
 
-_libpq_dsn = libpq_dsn  # the old name, still imported by bench/ledger_bench.py (not owned by the ledger)
 
 
 def _pg_copy_csv(ledger: Ledger, query: str, cols: tuple[str, ...]) -> pa.Table:
