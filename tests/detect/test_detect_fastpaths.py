@@ -113,3 +113,17 @@ def test_short_names_are_found_at_word_edges_only() -> None:
     h = with_edge.scan(buf)  # type: ignore[attr-defined]
     found = sorted(buf[s:e].decode() for s, e in zip(h.start.tolist(), h.end.tolist()))
     assert found == ["Ann", "Bo", "Con", "Zoë"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 12)), max_size=12))
+def test_isolated_intervals_equal_the_pairwise_check(pairs: list[tuple[int, int]]) -> None:
+    import numpy as np
+
+    from consentgate.detect.engine import _isolated
+
+    st_, en = np.array([s for s, _ in pairs], dtype=np.int64), np.array([s + n for s, n in pairs], dtype=np.int64)
+    expected = [
+        not any(j != i and st_[j] < en[i] and st_[i] < en[j] for j in range(len(pairs))) for i in range(len(pairs))
+    ]
+    assert _isolated(st_, en).tolist() == expected
