@@ -79,7 +79,11 @@ def gather(src: U8, start: I64, length: I64) -> U8:
     if not total:
         return np.zeros(0, np.uint8)
     out_start = np.cumsum(length) - length
-    return src[np.repeat(start - out_start, length) + np.arange(total, dtype=np.int64)]
+    # 32-bit positions where they fit: the index array is as long as the output.
+    dtype = np.int32 if src.size <= _INT32_MAX else np.int64
+    idx = np.repeat((start - out_start).astype(dtype), length)
+    idx += np.arange(total, dtype=dtype)
+    return src[idx]
 
 
 def substrings(data: U8, lo: I64, hi: I64) -> tuple[U8, I64]:
