@@ -133,3 +133,13 @@ def test_isolated_intervals_equal_the_pairwise_check(pairs: list[tuple[int, int]
         not any(j != i and st_[j] < en[i] and st_[i] < en[j] for j in range(len(pairs))) for i in range(len(pairs))
     ]
     assert _isolated(st_, en).tolist() == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789 +-().x/ab٣²é\t")), max_size=30))
+def test_digits_equals_the_regex(text: str) -> None:
+    import re
+
+    from consentgate.detect.validators import digits
+
+    assert digits(text) == "".join(re.findall(r"\d", text))
