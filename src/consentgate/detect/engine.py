@@ -366,6 +366,7 @@ class Detector:
         text = view.text
         ctx = self._person
         cue_after = self._cue_after
+        entity_rows = set(seg_row[np.array(out.sg, dtype=np.int64)].tolist())  # rows with an accepted entity
         found: dict[int, list[tuple[int, int]]] = {}
         row_sg: dict[int, int] = {}
         for s, e, pid, sg, row, fl in zip(
@@ -389,7 +390,7 @@ class Detector:
             bs, be = got
             if be <= bs:
                 continue
-            if taken.overlaps(bs, be):  # batch offsets: spans of other rows never overlap
+            if row in entity_rows and taken.overlaps(bs, be):  # batch offsets: rows never overlap
                 continue
             # Merge with an overlapping PERSON already found in this row (the last one,
             # or a few before it when a left extension reached back).
