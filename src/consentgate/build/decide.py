@@ -48,7 +48,9 @@ _GROUP = f"category, {REGION_SQL} AS region, coalesce(m.tier, 'unknown') AS tier
 DECISIONS_SCHEMA = pa.schema([
     pa.field("record_id", pa.string(), nullable=False),
     pa.field("decision", pa.string(), nullable=False),
-    pa.field("reasons", pa.list_(pa.string()), nullable=False),
+    # Reason codes as dictionary indices: a tenth of the distinct values of a string list, and
+    # encoding this column was most of the time taken to write the file (1.26 s of 2.8 s at 10M records).
+    pa.field("reasons", pa.list_(pa.dictionary(pa.int32(), pa.string())), nullable=False),
     pa.field("shard", pa.int32(), nullable=True),
     pa.field("slice", pa.int32(), nullable=True),
     pa.field("content_scanned", pa.bool_(), nullable=False),
@@ -254,7 +256,7 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
         cur.close()
         raise
     decision_of = pa.array([d for d, _, _ in groups], pa.string())
-    reasons_by_g = pa.array([r for _, r, _ in groups], pa.list_(pa.string()))
+    reasons_by_g = _reason_lists([r for _, r, _ in groups])
     batches = (pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_by_g.take(b.column(1)), b.column(2).cast(pa.int32()),
                                 b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA)
                for b in unique_ids(reader))
@@ -266,6 +268,17 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
         for r in reasons:
             by_reason[r] = by_reason.get(r, 0) + n
     return by_reason, writing
+
+
+def _reason_lists(lists: list[list[str]]) -> pa.ListArray:
+    """One list of reasons per group, typed as ``DECISIONS_SCHEMA``'s ``reasons``."""
+    codes = sorted({r for rs in lists for r in rs})
+    index = {c: i for i, c in enumerate(codes)}
+    values = pa.DictionaryArray.from_arrays(pa.array([index[r] for rs in lists for r in rs], pa.int32()), pa.array(codes, pa.string()))
+    offsets = [0]
+    for rs in lists:
+        offsets.append(offsets[-1] + len(rs))
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
 
 
 def _stream_decisions(cur: duckdb.DuckDBPyConnection, path: Path, batches: Iterator[pa.RecordBatch], total: int) -> int:
