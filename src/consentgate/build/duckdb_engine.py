@@ -44,10 +44,10 @@ from consentgate.datamodel import RECORDS_SCHEMA
 from consentgate.errors import BuildError
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
-_MEMORY_MAIN = "1GB"
+_MEMORY_MAIN = "768MB"
 _MEMORY_WORKER = "512MB"
-_MEMORY_DECIDE = "1536MB"
-_MEMORY_DETECT = "384MB"
+_MEMORY_DECIDE = "768MB"
+_MEMORY_DETECT = "256MB"
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
 
