@@ -291,6 +291,20 @@ def section_construction(members: int, lines: list[str], workdir: Path) -> None:
                  f"{statistics.median(float(r[1]) for r in restore):.2f} s")
 
 
+def _code_version() -> str:
+    """The commit of this checkout, marked when the working tree differs from it."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "bench"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (no git)"
+    return rev + (" + uncommitted changes" if dirty.strip() else "")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000, help="generated records for sections 2 and 3")
@@ -302,6 +316,7 @@ def main() -> None:
         "consentgate.detect vs Presidio  (bench/detect_vs_presidio.py)",
         f"python {platform.python_version()}, {os.cpu_count()} cores, {platform.machine()}; machine shared with other work",
         f"command: {' '.join([Path(sys.executable).name, *sys.argv])}",
+        f"run {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC, code {_code_version()}, load average at start {_load()}",
         "",
     ]
     section_labelled(args.reps, lines)
@@ -312,6 +327,7 @@ def main() -> None:
         section_memory(path, args.records, lines)
         if args.members:
             section_construction(args.members, lines, Path(tmp))
+    lines += ["", f"load average at end {_load()} ({time.strftime('%H:%M', time.gmtime())} UTC)"]
     print("\n".join(lines[mark:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")

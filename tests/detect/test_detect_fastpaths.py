@@ -68,21 +68,24 @@ def test_numeric_normalisation_equals_the_regex(value: str) -> None:
     assert _normalise("PHONE_NUMBER", value) == re.sub(r"[^0-9A-Za-z]", "", value).upper()
 
 
-_EDGE_NAMES = ["Ann", "Bo", "Zoë", "Al", "Annabel", "Con", "Li"]
+_EDGE_NAMES = ["Ann", "Bo", "Zoë", "Al", "Annabel", "Con", "Li", "Jean-Pierre", "O’Brien", "Mary Ann"]
 
 
 def _scanners() -> tuple[object, object]:
     from consentgate.detect import backend as B
     from consentgate.detect.patterns import PATTERNS
 
-    lits = [[B.Literal(n) for n in _EDGE_NAMES] + [B.Literal("sick leave", caseless=True)]]
+    lits = [
+        [B.Literal(n) for n in _EDGE_NAMES] + [B.Literal("sick leave", caseless=True), B.Literal("St.", caseless=True)],
+        [B.Literal("maria lopez", caseless=True), B.Literal("Ann", caseless=True)],
+    ]
     with_edge = B.HyperscanScanner(PATTERNS[:1], lits)
-    saved = B.EDGE_MAX_BYTES
-    B.EDGE_MAX_BYTES = 0  # every literal a plain literal
+    saved = B.EDGE_IN_DATABASE
+    B.EDGE_IN_DATABASE = False  # every literal a plain literal, edges checked in numpy only
     try:
         plain = B.HyperscanScanner(PATTERNS[:1], lits)
     finally:
-        B.EDGE_MAX_BYTES = saved
+        B.EDGE_IN_DATABASE = saved
     return with_edge, plain
 
 
@@ -90,8 +93,11 @@ _SCANNERS: list[tuple[object, object]] = []
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from(_EDGE_NAMES + ["gratulations", "a", " ", ".", "-", "é", "日", "🎉", "_", "1", "\x00", "’", "Sick Leave"]), max_size=14).map("".join))
-def test_short_names_checked_in_hyperscan_give_the_plain_literal_hits(text: str) -> None:
+@given(st.lists(st.sampled_from(_EDGE_NAMES + [
+    "gratulations", "a", " ", ".", "-", "é", "日", "🎉", "_", "1", "\x00", "’", "Sick Leave", "sick-leave", "st", "Jean", "Pierre",
+    "O", "Brien", "'", "MARIA", "Lopez", "\t", "ann", "\u2019", "\u3001",
+]), max_size=14).map("".join))
+def test_names_checked_in_hyperscan_give_the_plain_literal_hits(text: str) -> None:
     if not _SCANNERS:
         _SCANNERS.append(_scanners())
     with_edge, plain = _SCANNERS[0]
@@ -112,4 +118,28 @@ def test_short_names_are_found_at_word_edges_only() -> None:
     buf = b"\x00" + text.encode() + b"\x00"
     h = with_edge.scan(buf)  # type: ignore[attr-defined]
     found = sorted(buf[s:e].decode() for s, e in zip(h.start.tolist(), h.end.tolist()))
-    assert found == ["Ann", "Bo", "Con", "Zoë"]
+    assert found == ["Ann", "Ann", "Bo", "Con", "Zoë"]  # "Ann" is also a caseless literal of the second group
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 40), st.integers(1, 12)), max_size=12))
+def test_isolated_intervals_equal_the_pairwise_check(pairs: list[tuple[int, int]]) -> None:
+    import numpy as np
+
+    from consentgate.detect.engine import _isolated
+
+    st_, en = np.array([s for s, _ in pairs], dtype=np.int64), np.array([s + n for s, n in pairs], dtype=np.int64)
+    expected = [
+        not any(j != i and st_[j] < en[i] and st_[i] < en[j] for j in range(len(pairs))) for i in range(len(pairs))
+    ]
+    assert _isolated(st_, en).tolist() == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("0123456789 +-().x/ab٣²é\t")), max_size=30))
+def test_digits_equals_the_regex(text: str) -> None:
+    import re
+
+    from consentgate.detect.validators import digits
+
+    assert digits(text) == "".join(re.findall(r"\d", text))

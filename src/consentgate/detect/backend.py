@@ -9,8 +9,9 @@ Two kinds of entries go into a scanner:
 
 * regex patterns (``PatternSpec``), scanned with start-of-match reporting;
 * literals (names, topic phrases), scanned without start-of-match; the start is
-  ``end - len(literal)`` and word boundaries are checked afterwards in numpy
-  (``boundary_ok``).
+  ``end - len(literal)``. Each literal must be followed by a non-word byte, which
+  Hyperscan checks itself (``EDGE_IN_DATABASE``); the byte before it is checked
+  afterwards in numpy (``boundary_ok``).
 
 Choose the backend with the ``backend`` argument or ``CONSENTGATE_DETECT_BACKEND``
 (``auto``, ``hyperscan``, ``re2``). ``auto`` uses Hyperscan when it imports.
@@ -312,7 +313,7 @@ def _key(kind: str, ids: I64, *groups: LiteralGroup) -> "hashlib._Hash":
 
 @dataclass
 class HyperscanScanner:
-    """Hyperscan block-mode databases: regex (start-of-match), literals, short-name edges."""
+    """Hyperscan block-mode databases: regex (start-of-match) and one literal database per group."""
 
     patterns: Sequence[PatternSpec]
     literal_groups: Sequence[GroupLike]
@@ -321,8 +322,9 @@ class HyperscanScanner:
     databases: dict[str, Any] = field(init=False, default_factory=dict)  # cache key -> database
     _regex_db: Any = field(init=False, default=None)
     _lit_dbs: list[Any] = field(init=False, default_factory=list)
-    _edge_db: Any = field(init=False, default=None)
     _lit_len: I64 = field(init=False)
+    _edge: bool = field(init=False, default=True)
+    _lits: "_LiteralBytes | None" = field(init=False, default=None)
 
     def __post_init__(self, preloaded: Mapping[str, bytes] | None) -> None:
         blobs = preloaded or {}
@@ -336,23 +338,17 @@ class HyperscanScanner:
         groups = [as_group(g) for g in self.literal_groups]
         lengths = [g.byte_lengths() for g in groups]
         self._lit_len = np.concatenate(lengths) if lengths else np.zeros(0, np.int64)
+        self._edge = EDGE_IN_DATABASE
         base = len(pats)
-        edge_ids: list[I64] = []
-        edge_groups: list[LiteralGroup] = []
-        for group, glen in zip(groups, lengths):
+        for group in groups:
             ids = base + np.arange(len(group), dtype=np.int64)
-            edge = ~group.caseless & (glen <= EDGE_MAX_BYTES)
-            longer = group.select(~edge) if edge.any() else group
-            if len(longer):
-                lids = ids[~edge]
-                self._lit_dbs.append(self._load(blobs, _key("lit", lids, longer), functools.partial(_compile_literals, longer, lids)))
-            if edge.any():
-                edge_ids.append(ids[edge])
-                edge_groups.append(group.select(edge))
+            if len(group):
+                kind = "lit-edge-space" if self._edge else "lit"
+                compile_fn = functools.partial(_compile_literals, group, ids, self._edge)
+                self._lit_dbs.append(self._load(blobs, _key(kind, ids, group), compile_fn))
             base += len(group)
-        if edge_ids:
-            eids = np.concatenate(edge_ids)
-            self._edge_db = self._load(blobs, _key("lit-edge", eids, *edge_groups), lambda: _compile_edge_literals(edge_groups, eids))
+        if self._edge and groups:
+            self._lits = _LiteralBytes.of(groups)
 
     def _load(self, blobs: Mapping[str, bytes], h: "hashlib._Hash", compile_fn: Callable[[], Any]) -> Any:
         digest = h.hexdigest()
@@ -376,15 +372,77 @@ class HyperscanScanner:
                 s = s + lead_len(arr[s])
                 e = e - last_char_len(arr, e)
                 parts.append(Hits(pid, s, e))
-        dbs = [(db, 0) for db in self._lit_dbs] + ([(self._edge_db, 1)] if self._edge_db is not None else [])
-        for lit_db, edge in dbs:
-            raw = _collect(lit_db, buf)
-            if raw.size:
-                pid, e = raw[:, 0], raw[:, 2] - edge  # an edge pattern's end includes the byte after the name
-                s = e - self._lit_len[pid - len(self.patterns)]
-                ok = boundary_ok(arr, s, e)
-                parts.append(Hits(pid[ok], s[ok], e[ok]))
-        return _concat(parts)
+        lit_buf = _SPACE_NON_WORD[arr].tobytes() if self._edge else buf
+        short_parts: list[Hits] = []
+        for lit_db in self._lit_dbs:
+            raw = _collect(lit_db, lit_buf)
+            if not raw.size:
+                continue
+            pid, e = raw[:, 0], raw[:, 2] - (1 if self._edge else 0)  # the end includes the byte after the literal
+            lid = pid - len(self.patterns)
+            s = e - self._lit_len[lid]
+            ok = boundary_ok(arr, s, e)
+            if self._lits is not None:
+                ok &= self._lits.matches(arr, lid, s, e)
+                # Hits of short case-sensitive names come after all other literal hits
+                # (the order of the earlier short-name database; ties at one position keep it).
+                short = self._lits.short[lid] & ok
+                short_parts.append(Hits(pid[short], s[short], e[short]))
+                ok &= ~short
+            parts.append(Hits(pid[ok], s[ok], e[ok]))
+        return _concat(parts + short_parts)
+
+
+@dataclass
+class _LiteralBytes:
+    """The bytes of every literal, to check hits of literals that hold a non-word byte.
+
+    Literals are matched over a buffer whose non-word bytes are all spaces, so a
+    literal with a non-word byte inside ("Jean-Pierre", "sick leave") also matches
+    with another non-word byte there ("sick-leave"); ``matches`` compares such hits
+    with the literal's own bytes (ASCII letters without case where it is caseless).
+    """
+
+    data: U8
+    start: I64
+    caseless: npt.NDArray[np.bool_]
+    check: npt.NDArray[np.bool_]
+    short: npt.NDArray[np.bool_]
+
+    @staticmethod
+    def of(groups: Sequence[LiteralGroup]) -> "_LiteralBytes":
+        datas: list[U8] = []
+        starts: list[I64] = []
+        base = 0
+        for g in groups:
+            bufs = g.texts.buffers()
+            off = np.frombuffer(bufs[1], dtype=np.int32, count=len(g.texts) + 1, offset=g.texts.offset * 4).astype(np.int64)
+            raw = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+            datas.append(raw[int(off[0]) : int(off[-1])])
+            starts.append(off[:-1] - off[0] + base)
+            base += int(off[-1] - off[0])
+        data = np.concatenate(datas) if datas else np.zeros(0, np.uint8)
+        start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
+        end = np.append(start[1:], data.size)
+        non_word = np.concatenate([[0], np.cumsum(~_WORD_TABLE[data], dtype=np.int64)])
+        caseless = np.concatenate([g.caseless for g in groups]) if groups else np.zeros(0, bool)
+        short = ~caseless & (end - start <= EDGE_MAX_BYTES)
+        return _LiteralBytes(data, start, caseless, non_word[end] > non_word[start], short)
+
+    def matches(self, arr: U8, lid: I64, s: I64, e: I64) -> npt.NDArray[np.bool_]:
+        """Whether each hit's bytes ``arr[s:e]`` are those of literal ``lid``."""
+        ok = np.ones(lid.size, dtype=bool)
+        idx = np.flatnonzero(self.check[lid])
+        if idx.size:
+            length = e[idx] - s[idx]
+            owner = np.repeat(np.arange(idx.size, dtype=np.int64), length)
+            within = np.arange(int(length.sum()), dtype=np.int64) - np.repeat(np.cumsum(length) - length, length)
+            hit = arr[np.repeat(s[idx], length) + within]
+            lit = self.data[np.repeat(self.start[lid[idx]], length) + within]
+            fold = np.repeat(self.caseless[lid[idx]], length)
+            differ = np.where(fold, _ASCII_LOWER[hit], hit) != np.where(fold, _ASCII_LOWER[lit], lit)
+            ok[idx] = np.bincount(owner[differ], minlength=idx.size) == 0
+        return ok
 
 
 def _compile_regex(pats: list[PatternSpec]) -> Any:
@@ -397,34 +455,32 @@ def _compile_regex(pats: list[PatternSpec]) -> Any:
     return db
 
 
-def _compile_literals(group: LiteralGroup, ids: I64) -> Any:
+def _compile_literals(group: LiteralGroup, ids: I64, edge: bool) -> Any:
+    """The literals of ``group`` (``edge``: their non-word bytes as spaces, and one space after)."""
     import hyperscan as hs
 
     lexprs = group.texts.cast(pa.binary()).to_pylist()
+    if edge:
+        table = _SPACE_NON_WORD.tobytes()
+        lexprs = [x.translate(table) + b" " for x in lexprs]
     lflags = np.where(group.caseless, hs.HS_FLAG_CASELESS, 0).tolist()
     db = hs.Database(mode=hs.HS_MODE_BLOCK)
     db.compile(expressions=lexprs, ids=ids.tolist(), elements=len(lexprs), flags=lflags, literal=True)
     return db
 
 
-# Short case-sensitive names ("Con", "Hell", "Tal") are mostly the start of a longer
-# word ("Congrats", "Hello"); as plain literals they cost one Python callback per
-# such hit (over half of all literal hits on message text). They are compiled
-# instead as "name + one byte that is not a word byte" (the same byte test as
-# ``boundary_ok``), so Hyperscan drops those hits itself. Longer names stay plain
-# literals: as patterns they would make the cold compile much slower.
-EDGE_MAX_BYTES: Final = 3
-_NOT_WORD_BYTE: Final = "[" + "".join(f"\\x{b:02x}" for b in range(256) if not _WORD_TABLE[b]) + "]"
-
-
-def _compile_edge_literals(groups: list[LiteralGroup], ids: I64) -> Any:
-    import hyperscan as hs
-
-    texts = [t for g in groups for t in g.texts.to_pylist()]
-    exprs = ["".join(f"\\x{b:02x}" for b in t.encode()).encode() + _NOT_WORD_BYTE.encode() for t in texts]
-    db = hs.Database(mode=hs.HS_MODE_BLOCK)
-    db.compile(expressions=exprs, ids=ids.tolist(), elements=len(exprs), flags=[0] * len(exprs))
-    return db
+# Most name hits are the start of a longer word ("Con" in "Congrats", "Mark" in
+# "Market"): as plain literals they cost one Python callback each, over half of all
+# literal hits on message text. So every literal is compiled followed by a space and
+# scanned over a copy of the buffer in which every non-word byte (what
+# ``boundary_ok`` accepts after a hit) is a space: Hyperscan drops those hits
+# itself, and the literals stay literals (fast to compile). Hyperscan's literal API
+# here stops at a NUL byte, hence the space. Off (plain literals) for comparison in tests.
+EDGE_IN_DATABASE: bool = True
+EDGE_MAX_BYTES: Final = 3  # case-sensitive literals this short keep their hits last (``_LiteralBytes.short``)
+_SPACE_NON_WORD: Final = np.where(_WORD_TABLE, np.arange(256), 0x20).astype(np.uint8)
+_ASCII_LOWER: Final = np.arange(256, dtype=np.uint8)
+_ASCII_LOWER[65:91] += 32
 
 
 def _collect(db: Any, buf: bytes) -> npt.NDArray[np.int64]:

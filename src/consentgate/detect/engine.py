@@ -157,6 +157,7 @@ class Detector:
         self._is_cue = np.array([k == "CUE" for k in self._entity], dtype=bool)
         self._cue_after = next(i for i, p in enumerate(PATTERNS) if p.name == "cue_after")
         self._prio = np.array([PRIORITY.index(p.name) if p.name in PRIORITY else 99 for p in PATTERNS], dtype=np.int64)
+        self._validated = np.array([k in VALIDATORS for k in self._entity], dtype=bool)
 
     @property
     def member_names(self) -> list[str]:
@@ -264,7 +265,13 @@ class Detector:
     def _entities(
         self, view: "CharView", pid_all: I64, cs_all: I64, ce_all: I64, sg_all: I64, seg_row: I64,
         is_pat: npt.NDArray[np.bool_], out: "_Found",
-    ) -> dict[int, "_Intervals"]:
+    ) -> "_Intervals":
+        """Accept validated, non-overlapping entity candidates into ``out``; return all accepted spans.
+
+        Candidates are taken in priority order. One that overlaps no other candidate
+        (``_isolated``) has no priority decision to wait for, so those are settled
+        first, without the interval bookkeeping; the result is the same.
+        """
         sel = np.nonzero(is_pat)[0]
         sel = sel[~self._is_cue[pid_all[sel]]]
         pid, st, en, sgs = pid_all[sel], cs_all[sel], ce_all[sel], sg_all[sel]
@@ -281,6 +288,10 @@ class Detector:
         text = view.text
         entity = self._entity
         memo: dict[tuple[str, str, str], int] = {}  # validator results within this batch
+        iso = _isolated(st, en)
+        self._accept_isolated(text, pid[iso], st[iso], en[iso], sgs[iso], memo, out)
+        rest = ~iso
+        pid, st, en, sgs = pid[rest], st[rest], en[rest], sgs[rest]
         for p, s, e, sg, row in zip(pid.tolist(), st.tolist(), en.tolist(), sgs.tolist(), seg_row[sgs].tolist()):
             spans = taken.get(row)
             if spans is None:
@@ -309,13 +320,33 @@ class Detector:
                         continue
             spans.add(s, e)
             out.add(sg, etype, s, e)
-        return taken
+        return out.intervals()
+
+    def _accept_isolated(
+        self, text: str, pid: I64, st: I64, en: I64, sgs: I64, memo: dict[tuple[str, str, str], int], out: "_Found"
+    ) -> None:
+        """Accept candidates that overlap no other: all of an unvalidated type, the rest as their validator says."""
+        checked = self._validated[pid]
+        plain = np.flatnonzero(~checked)
+        entity = self._entity
+        out.extend(sgs[plain], [entity[p] for p in pid[plain].tolist()], st[plain], en[plain])
+        idx = np.flatnonzero(checked)
+        for p, s, e, sg in zip(pid[idx].tolist(), st[idx].tolist(), en[idx].tolist(), sgs[idx].tolist()):
+            etype = entity[p]
+            cand = text[s:e]
+            following = text[e : e + 8]
+            key = (etype, cand, following)
+            keep = memo.get(key)
+            if keep is None:
+                keep = memo[key] = VALIDATORS[etype](cand, following)
+            if keep > 0:
+                out.add(sg, etype, s, s + min(keep, e - s))
 
     # ------------------------------------------------------------------ persons
 
     def _persons(
         self, view: "CharView", pid_all: I64, cs_all: I64, ce_all: I64, sg_all: I64, seg_row: I64,
-        is_pat: npt.NDArray[np.bool_], taken: dict[int, "_Intervals"], out: "_Found",
+        is_pat: npt.NDArray[np.bool_], taken: "_Intervals", out: "_Found",
     ) -> None:
         lit = ~is_pat
         lid = pid_all - self._n_patterns
@@ -358,8 +389,7 @@ class Detector:
             bs, be = got
             if be <= bs:
                 continue
-            spans = taken.get(row)
-            if spans is not None and spans.overlaps(bs, be):
+            if taken.overlaps(bs, be):  # batch offsets: spans of other rows never overlap
                 continue
             # Merge with an overlapping PERSON already found in this row (the last one,
             # or a few before it when a left extension reached back).
@@ -449,6 +479,20 @@ class _Found:
         self.start.append(start)
         self.end.append(end)
 
+    def extend(self, sg: I64, types: list[str], start: I64, end: I64) -> None:
+        self.sg += sg.tolist()
+        self.types += types
+        self.start += start.tolist()
+        self.end += end.tolist()
+
+    def intervals(self) -> "_Intervals":
+        """The spans found so far as one sorted ``_Intervals`` (batch offsets, so rows never overlap)."""
+        order = np.argsort(np.array(self.start, dtype=np.int64), kind="stable")
+        out = _Intervals()
+        out.starts = np.array(self.start, dtype=np.int64)[order].tolist()
+        out.ends = np.array(self.end, dtype=np.int64)[order].tolist()
+        return out
+
     def overlaps(self, start: I64, end: I64) -> npt.NDArray[np.bool_]:
         """Per interval ``[start, end)``: whether it overlaps a span found so far.
 
@@ -490,6 +534,19 @@ class _Intervals:
         i = bisect.bisect_right(self.starts, s)
         self.starts.insert(i, s)
         self.ends.insert(i, e)
+
+
+def _isolated(st: I64, en: I64) -> npt.NDArray[np.bool_]:
+    """Whether each interval ``[st, en)`` (batch offsets) overlaps no other interval."""
+    order = np.argsort(st, kind="stable")
+    s, e = st[order], en[order]
+    alone = np.ones(s.size, dtype=bool)
+    if s.size > 1:
+        alone[1:] &= np.maximum.accumulate(e)[:-1] <= s[1:]
+        alone[:-1] &= s[1:] >= e[:-1]
+    out = np.empty_like(alone)
+    out[order] = alone
+    return out
 
 
 def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:

@@ -37,8 +37,13 @@ _DIGITS: Final = re.compile(r"\d")
 
 
 def digits(text: str) -> str:
-    """Only the ASCII digits of ``text``."""
+    """Only the digits of ``text`` (what ``\\d`` matches: any Unicode decimal digit)."""
+    if text.isascii():
+        return text.translate(_DROP_ASCII_NON_DIGITS)  # the same, without the regex
     return "".join(_DIGITS.findall(text))
+
+
+_DROP_ASCII_NON_DIGITS: Final = str.maketrans("", "", "".join(chr(c) for c in range(128) if not 48 <= c <= 57))
 
 
 def luhn_ok(number: str) -> bool:
