@@ -424,10 +424,12 @@ class _LiteralBytes:
         data = np.concatenate(datas) if datas else np.zeros(0, np.uint8)
         start = np.concatenate(starts) if starts else np.zeros(0, np.int64)
         end = np.append(start[1:], data.size)
-        non_word = np.concatenate([[0], np.cumsum(~_WORD_TABLE[data], dtype=np.int64)])
+        non_word = np.flatnonzero(~_WORD_TABLE[data])  # few: mostly the spaces in full names
+        check = np.zeros(start.size, dtype=bool)
+        check[np.searchsorted(start, non_word, side="right") - 1] = True  # the literal holding each
         caseless = np.concatenate([g.caseless for g in groups]) if groups else np.zeros(0, bool)
         short = ~caseless & (end - start <= EDGE_MAX_BYTES)
-        return _LiteralBytes(data, start, caseless, non_word[end] > non_word[start], short)
+        return _LiteralBytes(data, start, caseless, check, short)
 
     def matches(self, arr: U8, lid: I64, s: I64, e: I64) -> npt.NDArray[np.bool_]:
         """Whether each hit's bytes ``arr[s:e]`` are those of literal ``lid``."""
