@@ -148,7 +148,8 @@ def main() -> None:
     print(lines[0], flush=True)
     results: dict[int, dict[str, Any]] = {}
     for n in sizes:
-        folder = args.data_dir / str(n)
+        # The default 10 records a member keeps the historical folder names; other ratios get their own.
+        folder = args.data_dir / (str(n) if args.records_per_member == 10.0 else f"{n}-rpm{args.records_per_member:g}")
         folder.mkdir(parents=True, exist_ok=True)
         spec = prepare(folder, n, args.records_per_member, args.seed)
         copies, builds, rss_sum, rss_max, phases = [], [], [], [], []

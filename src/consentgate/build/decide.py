@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from consentgate.build.files import ROW_GROUP_ROWS, write_stream
 from consentgate.build.plan import BuildPlan
-from consentgate.build.sources import duplicate_error, one, quote_str
+from consentgate.build.sources import AUTHOR_NOT_PARTICIPANT, author_error, duplicate_error, one, quote_str
 from consentgate.errors import BuildError
 from consentgate.policy.sql import reasons_of
 
@@ -44,10 +45,13 @@ REASON_DROP = "PII_DROP_RECORD"
 REASON_UNKNOWN_PARTICIPANT = "PARTICIPANT_NOT_IN_MEMBERS"
 BUILD_REASONS = (REASON_DROP, REASON_UNKNOWN_PARTICIPANT)
 REGION_SQL = "coalesce(m.subdivision, m.country, 'unknown')"
+_GROUP = f"category, {REGION_SQL} AS region, coalesce(m.tier, 'unknown') AS tier"
 DECISIONS_SCHEMA = pa.schema([
     pa.field("record_id", pa.string(), nullable=False),
     pa.field("decision", pa.string(), nullable=False),
-    pa.field("reasons", pa.list_(pa.string()), nullable=False),
+    # Reason codes as dictionary indices: a tenth of the distinct values of a string list, and
+    # encoding this column was most of the time taken to write the file (1.26 s of 2.8 s at 10M records).
+    pa.field("reasons", pa.list_(pa.dictionary(pa.int32(), pa.string())), nullable=False),
     pa.field("shard", pa.int32(), nullable=True),
     pa.field("slice", pa.int32(), nullable=True),
     pa.field("content_scanned", pa.bool_(), nullable=False),
@@ -85,18 +89,36 @@ def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, source: str
     return want[0]
 
 
+Group = tuple[str, str, str, int]
+
+
+def record_groups(con: duckdb.DuckDBPyConnection, label: str) -> list[Group]:
+    """Every record counted by (category, author's region, author's tier), in one pass over the
+    records that also checks each record's author is among its participants (``sources.author_error``)."""
+    rows = con.execute(
+        f"SELECT {_GROUP}, count(*), {AUTHOR_NOT_PARTICIPANT} FROM (SELECT record_id, category, author_id, participants FROM records) r "
+        "LEFT JOIN members m ON m.member_id = r.author_id GROUP BY ALL"
+    ).fetchall()
+    bad = [r[4] for r in rows if r[4] is not None]
+    if bad:
+        raise author_error(label, min(bad))
+    return [(str(c), str(g), str(t), int(n)) for c, g, t, n, _ in rows]
+
+
 def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
     """Decide every record without content; create the ``candidates`` table; return how many records it holds."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
     # The screen keeps each record's reason bits (``compile_sql(output="mask")``): 10M code lists cost more
     # to build and hold than 10M integers; they are spelled out once per distinct mask when written.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE screen AS SELECT record_id, mask, tcodes FROM ({plan.screen_sql})")
+    # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
+    # through a second connection (``_write_decisions``).
+    con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes FROM ({plan.screen_sql})")
     _check_policy_output(con, "screen", "records", "mask IS NULL")
     # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at "
                 f"FROM records r SEMI JOIN (SELECT record_id FROM screen WHERE {_SCREEN_INCLUDES}) s ON s.record_id = r.record_id")
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE unknown_part AS SELECT DISTINCT x.record_id FROM "
+        "CREATE OR REPLACE TABLE unknown_part AS SELECT DISTINCT x.record_id FROM "
         f"(SELECT record_id, unnest(participants) AS member_id FROM {CANDIDATES}) x "
         "WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.member_id = x.member_id)"
     )
@@ -148,7 +170,7 @@ def _views(con: duckdb.DuckDBPyConnection, work: Path) -> None:
         con.execute("CREATE OR REPLACE TEMP TABLE ann (record_id VARCHAR, shard INTEGER, \"drop\" BOOLEAN)")
 
 
-def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out: Path) -> DecideOutcome:
+def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out: Path, groups: list[Group]) -> DecideOutcome:
     """Decide the candidates with their topics, write ``decisions.parquet`` and ``_work/included.parquet``; return the counts."""
     _views(con, work)
     con.execute(f"CREATE OR REPLACE TEMP TABLE policy_out AS SELECT record_id, decision, reasons FROM ({plan.decide_sql})")
@@ -156,7 +178,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     if _fingerprint(con, "ann") != _fingerprint(con, "cand"):
         raise BuildError("detection did not annotate every candidate record exactly once", hint="Report this with --debug output.")
     con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE scanned AS
+        CREATE OR REPLACE TABLE scanned AS
         WITH d AS (
             SELECT p.record_id, a.shard, r.created_at,
                    CASE WHEN a."drop" THEN list_sort(list_append(CAST(p.reasons AS VARCHAR[]), '{REASON_DROP}'))
@@ -170,10 +192,11 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
         FROM d
         WINDOW w AS (PARTITION BY shard, included ORDER BY created_at, record_id)
     """)
+    con.execute("DROP TABLE policy_out")
     # The records the screen excluded, and those it included but held back for an unknown participant
     # (``unknown_part`` holds only included ones): a filter and a small join, the same rows as an
-    # anti-join of every record against the candidates.
-    con.execute("CREATE OR REPLACE TEMP TABLE unscanned AS SELECT record_id, mask, coalesce(tcodes, '') AS tcodes FROM screen "
+    # anti-join of every record against the candidates. A view: read twice, never stored.
+    con.execute("CREATE OR REPLACE VIEW unscanned AS SELECT record_id, mask, coalesce(tcodes, '') AS tcodes FROM screen "
                 f"WHERE NOT ({_SCREEN_INCLUDES}) UNION ALL "
                 "SELECT s.record_id, s.mask, '' FROM screen s SEMI JOIN unknown_part u ON u.record_id = s.record_id")
     total = one(con.execute("SELECT count(*) FROM screen"))  # every record (checked when the screen ran)
@@ -184,13 +207,14 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
             f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include' ORDER BY s.shard, s.record_id) "
             f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
         )
-        counts = _counts(con, by_reason)
+        counts = _counts(con, by_reason, groups)
     except BaseException:
         wait([writing])  # nothing may still write into the folder that is about to be removed
         raise
     _check_written(con, plan, writing)
     counts["content_scanned"] = candidates
-    for table in ("scanned", "unscanned", "policy_out", "screen", "unknown_part", "cand", CANDIDATES):
+    con.execute("DROP VIEW unscanned")
+    for table in ("scanned", "screen", "unknown_part", "cand", CANDIDATES):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)
 
@@ -202,41 +226,43 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     Each distinct (decision, reasons) is a group with a small integer ``g``: DuckDB sorts the
     ids carrying that integer rather than the reason lists (a third of the time at 10M
     records), and each sorted batch gets its decision and reasons back by ``g`` in Arrow.
-    The sorted ids are taken whole (about 30 bytes a record) so that the connection is free
-    for the next queries while the file is encoded, which is single-threaded.
+    The sorted rows stream from a second connection to the same database (``scanned``,
+    ``screen`` and ``unknown_part`` are plain tables so that it sees them) into the writer thread, so that
+    ``con`` is free for the next queries and no whole copy of the ids is held in Arrow.
     """
     masks = con.execute("SELECT mask, tcodes, count(*) FROM unscanned GROUP BY ALL").fetchall()
     kept = con.execute("SELECT decision, reasons, count(*) FROM scanned GROUP BY ALL").fetchall()
     groups = [("exclude", list(reasons_of(int(m), str(t))) or [REASON_UNKNOWN_PARTICIPANT], int(c)) for m, t, c in masks]
     groups += [(str(d), [str(x) for x in r], int(c)) for d, r, c in kept]
-    con.register("g_mask", pa.table({"mask": pa.array([int(m) for m, _, _ in masks], pa.int64()),
+    if sum(c for _, _, c in groups) != total:
+        raise BuildError(f"the decisions hold {sum(c for _, _, c in groups)} rows for {total} records",
+                         hint="Report this with --debug output: every record must be decided exactly once.")
+    cur = con.cursor()
+    cur.register("g_mask", pa.table({"mask": pa.array([int(m) for m, _, _ in masks], pa.int64()),
                                      "tcodes": pa.array([str(t) for _, t, _ in masks], pa.string()),
                                      "g": pa.array(range(len(masks)), pa.int32())}))
-    con.register("g_scan", pa.table({"decision": pa.array([d for d, _, _ in groups[len(masks):]], pa.string()),
+    cur.register("g_scan", pa.table({"decision": pa.array([d for d, _, _ in groups[len(masks):]], pa.string()),
                                      "reasons": pa.array([r for _, r, _ in groups[len(masks):]], pa.list_(pa.string())),
                                      "g": pa.array(range(len(masks), len(groups)), pa.int32())}))
     try:
-        ordered = con.sql("""
+        reader = cur.sql("""
             SELECT record_id, g, shard, slice, content_scanned FROM (
                 SELECT s.record_id, k.g, s.shard, s.slice, TRUE AS content_scanned
                 FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
                 UNION ALL
                 SELECT u.record_id, k.g, NULL, NULL, FALSE FROM unscanned u JOIN g_mask k ON k.mask = u.mask AND k.tcodes = u.tcodes
             ) ORDER BY record_id
-        """).to_arrow_table()
-    finally:
-        con.unregister("g_mask")
-        con.unregister("g_scan")
-    if sum(c for _, _, c in groups) != total or ordered.num_rows != total:
-        raise BuildError(f"the decisions hold {ordered.num_rows} rows for {total} records",
-                         hint="Report this with --debug output: every record must be decided exactly once.")
+        """).to_arrow_reader(ROW_GROUP_ROWS)
+    except BaseException:
+        cur.close()
+        raise
     decision_of = pa.array([d for d, _, _ in groups], pa.string())
-    reasons_by_g = pa.array([r for _, r, _ in groups], pa.list_(pa.string()))
-    batches = (pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_by_g.take(b.column(1)), b.column(2).cast(pa.int32()),
+    reasons_of_g = _GroupReasons([r for _, r, _ in groups])
+    batches = (pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_of_g.take(b.column(1)), b.column(2).cast(pa.int32()),
                                 b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA)
-               for b in unique_ids(ordered.to_batches(ROW_GROUP_ROWS)))
+               for b in unique_ids(reader))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentgate-decisions")
-    writing = pool.submit(write_stream, out / "decisions.parquet", DECISIONS_SCHEMA, batches)
+    writing = pool.submit(_stream_decisions, cur, out / "decisions.parquet", batches, total)
     pool.shutdown(wait=False)  # the thread ends with its one task; the caller waits on ``writing``
     by_reason: dict[str, int] = {}
     for _, reasons, n in groups:
@@ -245,8 +271,46 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     return by_reason, writing
 
 
+class _GroupReasons:
+    """The reasons of each group, gathered per row as ``DECISIONS_SCHEMA``'s ``reasons`` (list of dictionary codes).
+
+    ``take`` builds the list array from offsets with numpy: Arrow's own take on a list
+    array was as slow as encoding the column (1 s for 10M rows).
+    """
+
+    def __init__(self, lists: list[list[str]]) -> None:
+        codes = sorted({r for rs in lists for r in rs})
+        index = {c: i for i, c in enumerate(codes)}
+        self.dictionary = pa.array(codes, pa.string())
+        self.flat = np.array([index[r] for rs in lists for r in rs], dtype=np.int32)
+        self.lengths = np.array([len(rs) for rs in lists], dtype=np.int32)
+        self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
+
+    def take(self, groups: pa.Array) -> pa.ListArray:
+        g = np.asarray(groups.to_numpy(zero_copy_only=False), dtype=np.int64)
+        lengths = self.lengths[g]
+        offsets = np.zeros(len(g) + 1, dtype=np.int32)
+        np.cumsum(lengths, out=offsets[1:])
+        # Position j of row i's list is flat[starts[g[i]] + j]: the row's start repeated, plus a running count.
+        pos = np.repeat(self.starts[g] - offsets[:-1], lengths) + np.arange(int(offsets[-1]), dtype=np.int64)
+        values = pa.DictionaryArray.from_arrays(pa.array(self.flat[pos], pa.int32()), self.dictionary)
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+
+
+def _stream_decisions(cur: duckdb.DuckDBPyConnection, path: Path, batches: Iterator[pa.RecordBatch], total: int) -> int:
+    """Writer thread: write the sorted decisions; stop unless exactly ``total`` rows were written."""
+    try:
+        rows = write_stream(path, DECISIONS_SCHEMA, batches)
+    finally:
+        cur.close()
+    if rows != total:
+        raise BuildError(f"the decisions hold {rows} rows for {total} records",
+                         hint="Report this with --debug output: every record must be decided exactly once.")
+    return rows
+
+
 def _check_written(con: duckdb.DuckDBPyConnection, plan: BuildPlan, writing: Future[int]) -> None:
-    """Wait for ``decisions.parquet`` (its row count was checked before it was written); a repeated
+    """Wait for ``decisions.parquet`` (the writer checks its row count); a repeated
     record id stops the build with the source's error."""
     try:
         writing.result()
@@ -254,14 +318,11 @@ def _check_written(con: duckdb.DuckDBPyConnection, plan: BuildPlan, writing: Fut
         raise duplicate_error(con, "records", "record_id", plan.records.describe(), rep.record_id) from None
 
 
-def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int]) -> dict[str, Any]:
+def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int], every: list[Group]) -> dict[str, Any]:
     """Counts by decision, reason (given) and by category, region and tier of the author."""
-    # All records by group (one join with members), then the included ones (a small join); excluded = all - included.
-    group = f"category, {REGION_SQL} AS region, coalesce(m.tier, 'unknown') AS tier"
-    every = con.execute(f"SELECT {group}, count(*) FROM (SELECT category, author_id FROM records) r "
-                        "LEFT JOIN members m ON m.member_id = r.author_id GROUP BY ALL").fetchall()
+    # ``every``: all records by group (``record_groups``); the included ones here (a small join); excluded = all - included.
     kept = {tuple(k[:3]): int(k[3]) for k in con.execute(
-        f"SELECT {group}, count(*) FROM (SELECT c.category, c.author_id FROM {CANDIDATES} c "
+        f"SELECT {_GROUP}, count(*) FROM (SELECT c.category, c.author_id FROM {CANDIDATES} c "
         "SEMI JOIN (SELECT record_id FROM scanned WHERE decision = 'include') i ON i.record_id = c.record_id) r "
         "LEFT JOIN members m ON m.member_id = r.author_id GROUP BY ALL").fetchall()}
     rows = []

@@ -44,10 +44,10 @@ from consentgate.datamodel import RECORDS_SCHEMA
 from consentgate.errors import BuildError
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
-_MEMORY_MAIN = "1GB"
+_MEMORY_MAIN = "768MB"
 _MEMORY_WORKER = "512MB"
-_MEMORY_DECIDE = "1536MB"
-_MEMORY_DETECT = "384MB"
+_MEMORY_DECIDE = "768MB"
+_MEMORY_DETECT = "256MB"
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
 
@@ -84,11 +84,12 @@ def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path
     table = pa.Table.from_batches([annotated]).take(pa.array(order, pa.int64()))
     bounds = np.searchsorted(shards[order], np.arange(cfg.shards + 1))
     name = f"p{index:07d}.parquet"
-    with pq.ParquetWriter(str(work / "a" / name), ANNOTATED_SCHEMA, compression="lz4") as w:
+    # Scratch files: lz4, and no dictionary (ids and texts are nearly all distinct).
+    with pq.ParquetWriter(str(work / "a" / name), ANNOTATED_SCHEMA, compression="lz4", use_dictionary=False) as w:
         for k in range(cfg.shards):
             if bounds[k + 1] > bounds[k]:
                 w.write_table(table.slice(bounds[k], bounds[k + 1] - bounds[k]), row_group_size=table.num_rows)
-    pq.write_table(table.select(["record_id", "shard", "drop"]), str(work / "n" / name), compression="lz4")
+    pq.write_table(table.select(["record_id", "shard", "drop"]), str(work / "n" / name), compression="lz4", use_dictionary=False)
     if topics.num_rows:
         pq.write_table(topics, str(work / "t" / name), compression="lz4")
     return int(batch.num_rows)
@@ -215,9 +216,11 @@ class DuckDBEngine:
         try:
             t0 = time.perf_counter()
             progress.phase("check sources", None)
-            # Record ids are checked unique when the decisions are written, in id order (``decide``).
-            records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False)
+            # Record ids are checked unique when the decisions are written, in id order (``decide``); authors
+            # among participants in the pass that counts the records by group (``decide.record_groups``).
+            records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False, check_authors=False)
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
+            groups = decide.record_groups(con, records.label)
             con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, con.sql(
@@ -257,7 +260,7 @@ class DuckDBEngine:
             progress.phase("decide", None)
             # The detection workers are gone: the decide queries may use their share of memory.
             con.execute(f"SET memory_limit = '{_MEMORY_DECIDE}'")
-            outcome = decide.run_decide(con, plan, work, out)
+            outcome = decide.run_decide(con, plan, work, out, groups)
             con.execute(f"SET memory_limit = '{_MEMORY_MAIN}'")
             timings["decide"] = time.perf_counter() - t0
 

@@ -1,7 +1,7 @@
 """Deterministic file writing and hashing for dataset folders.
 
 Owns the exact bytes of every Parquet file a build writes: fixed writer options
-(zstd level 3, statistics, dictionary defaults of this pyarrow version) and
+(zstd level 3, statistics, dictionary encoding for the low-cardinality columns only) and
 row groups cut at fixed row counts by this module, never by the batch sizes an
 engine or worker count happens to produce. That is what makes the files
 byte-identical for any number of workers.
@@ -17,7 +17,21 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROW_GROUP_ROWS = 65536
-_WRITER_OPTS = {"compression": "zstd", "compression_level": 3, "write_statistics": True, "use_dictionary": True}
+_WRITER_OPTS = {"compression": "zstd", "compression_level": 3, "write_statistics": True}
+# Columns with few distinct values, dictionary-encoded. Ids, texts and member lists are
+# left plain: for them a dictionary only grows until it is abandoned, which made the
+# files larger (decisions.parquet at 10M records: 43 MB with it, 25 MB without) and
+# their encoding slower (record_id: 0.98 s against 0.36 s).
+DICTIONARY_COLUMNS = frozenset({"category", "decision", "reasons", "topic", "entity_type", "role"})
+
+
+def dictionary_paths(schema: pa.Schema) -> list[str]:
+    """The Parquet column paths of ``schema`` to dictionary-encode (leaves of ``DICTIONARY_COLUMNS``)."""
+    out: list[str] = []
+    for field in schema:
+        if field.name in DICTIONARY_COLUMNS:
+            out.append(f"{field.name}.list.element" if pa.types.is_list(field.type) else field.name)
+    return out
 
 
 def sha256_file(path: Path) -> str:
@@ -54,7 +68,8 @@ class ParquetOut:
         self.path = path
         self.schema = schema
         self.rows = 0
-        self._writer = pq.ParquetWriter(str(path), schema, **_WRITER_OPTS)  # type: ignore[arg-type]
+        self._writer = pq.ParquetWriter(str(path), schema, use_dictionary=dictionary_paths(schema),  # type: ignore[arg-type]
+                                        **_WRITER_OPTS)
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:

@@ -218,13 +218,16 @@ def _check_text_values(con: duckdb.DuckDBPyConnection, relation: str, cols: dict
 
 
 def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapping: TableMapping, view: str,
-                *, check_unique: bool = True) -> SourceTable:
+                *, check_unique: bool = True, check_authors: bool = True) -> SourceTable:
     """Create view ``view`` over ``src`` in the canonical schema of ``role`` ("records" or "members"), checked.
 
     ``check_unique=False`` leaves out the check that ids are unique (a hash aggregation over
     every id: seconds at 10M records). Only a caller that checks it later on its own, before
     anything is published, may pass it (the build's decide phase writes every id in order
-    and stops at the first repeat: ``build.decide``).
+    and stops at the first repeat: ``build.decide``). Likewise ``check_authors=False`` leaves
+    out the check that every record's author is among its participants, for a caller that
+    makes it in a pass over the records it needs anyway (``build.decide.record_groups``),
+    raising ``author_error``.
     """
     schema = RECORDS_SCHEMA if role == "records" else MEMBERS_SCHEMA
     id_field = "record_id" if role == "records" else "member_id"
@@ -249,17 +252,16 @@ def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapp
     exprs = [f"{_field_expr(f, cols[f.name], types[cols[f.name]], label, mapping)} AS {quote_ident(f.name)}" for f in schema]
     _check_text_values(con, relation, cols, types, schema, id_field, label)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {', '.join(exprs)} FROM {relation}")
-    rows = _check_rows(con, view, schema, id_field, label, role, check_unique)
+    rows = _check_rows(con, view, schema, id_field, label, role, check_unique, check_authors)
     return SourceTable(role=role, label=label, files=files, view=view, rows=rows)
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id_field: str, label: str, role: str,
-                check_unique: bool) -> int:
+                check_unique: bool, check_authors: bool) -> int:
     v = quote_ident(view)
     nulls = [f"count(*) - count({quote_ident(f.name)})" for f in schema if not f.nullable]
-    extra = ""
-    if role == "records":
-        extra = ", min(record_id) FILTER (WHERE NOT list_contains(participants, author_id))"
+    authors = role == "records" and check_authors
+    extra = f", {AUTHOR_NOT_PARTICIPANT}" if authors else ""
     try:
         row = one(con.execute(f"SELECT count(*), {', '.join(nulls)}{extra} FROM {v}"))
     except duckdb.Error as exc:
@@ -275,11 +277,8 @@ def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id
             at = f", first at {id_field} {first[0]!r}" if first and first[0] is not None else ""
             raise InputError(f"source {label}: column {name!r} is empty (null) in {count} row(s){at}",
                              hint="Every row needs this column; fill it or drop the rows.", file=label, field=name)
-    if role == "records" and row[-1] is not None:
-        raise InputError(
-            f"source {label}: the author of record {row[-1]!r} is missing from its participants",
-            hint="participants must list every member in the record, the author included.", file=label, field="participants", record=row[-1],
-        )
+    if authors and row[-1] is not None:
+        raise author_error(label, row[-1])
     if check_unique:
         dup = one(con.execute(
             f"SELECT {quote_ident(id_field)} FROM {v} GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1"
@@ -287,6 +286,18 @@ def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id
         if dup is not None:
             raise duplicate_error(con, view, id_field, label, dup[0])
     return total
+
+
+# The first record (by id) whose author is not among its participants, or NULL: an aggregate over ``records``.
+AUTHOR_NOT_PARTICIPANT = "min(record_id) FILTER (WHERE NOT list_contains(participants, author_id))"
+
+
+def author_error(label: str, record_id: Any) -> InputError:
+    """The error for a record whose author is missing from its participants."""
+    return InputError(
+        f"source {label}: the author of record {record_id!r} is missing from its participants",
+        hint="participants must list every member in the record, the author included.", file=label, field="participants", record=record_id,
+    )
 
 
 def duplicate_error(con: duckdb.DuckDBPyConnection, view: str, id_field: str, label: str, value: Any) -> InputError:
