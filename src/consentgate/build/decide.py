@@ -59,6 +59,7 @@ DECISIONS_SCHEMA = pa.schema([
 NO_TOPICS = "no_topics"
 _SCREEN_INCLUDES = "mask = 0 AND tcodes IS NULL"
 CANDIDATES = "candidates"
+INCLUDED = "included"  # under the scratch folder: shard=K/*.parquet, written by DuckDB's partitioned COPY
 
 
 @dataclass(frozen=True)
@@ -171,7 +172,8 @@ def _views(con: duckdb.DuckDBPyConnection, work: Path) -> None:
 
 
 def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out: Path, groups: list[Group]) -> DecideOutcome:
-    """Decide the candidates with their topics, write ``decisions.parquet`` and ``_work/included.parquet``; return the counts."""
+    """Decide the candidates with their topics, write ``decisions.parquet`` and ``_work/included/shard=K/``
+    (the included records' other columns, one folder per shard: no sort); return the counts."""
     _views(con, work)
     con.execute(f"CREATE OR REPLACE TEMP TABLE policy_out AS SELECT record_id, decision, reasons FROM ({plan.decide_sql})")
     candidates = _check_policy_output(con, "policy_out", "cand")
@@ -204,8 +206,8 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     try:  # DuckDB works on while a thread writes decisions.parquet
         con.execute(
             "COPY (SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
-            f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include' ORDER BY s.shard, s.record_id) "
-            f"TO {quote_str(str(work / 'included.parquet'))} (FORMAT parquet)"
+            f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include') "
+            f"TO {quote_str(str(work / INCLUDED))} (FORMAT parquet, PARTITION_BY (shard))"
         )
         counts = _counts(con, by_reason, groups)
     except BaseException:

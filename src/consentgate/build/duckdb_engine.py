@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from consentgate.build.decide import INCLUDED
 from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress, StepConfig
 from consentgate.build.sources import one, open_source, quote_str
@@ -100,16 +101,18 @@ def write_shard(cfg: StepConfig, k: int, work: Path, out: Path, member_index: Pa
     from pyroaring import BitMap
 
     con = connect(work / f"tmp-{k}", threads=1, memory=_MEMORY_WORKER)
-    # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from included.parquet.
+    # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from the
+    # shard's folder of included records (``decide``).
+    included = work / INCLUDED / f"shard={k}"
     cols = ", ".join(f"{'a' if c in DETECT_SCHEMA.names else 'i'}.{quote_ident_simple(c)}" for c in RECORDS_SCHEMA.names)
     query = (
         f"SELECT {cols}, a.spans, i.slice FROM read_parquet({quote_str(str(work / 'a' / '*.parquet'))}) a "
-        f"JOIN (SELECT * FROM read_parquet({quote_str(str(work / 'included.parquet'))}) WHERE shard = {k}) i "
+        f"JOIN read_parquet({quote_str(str(included / '*.parquet'))}, hive_partitioning = false) i "
         f"ON a.record_id = i.record_id WHERE a.shard = {k} ORDER BY i.created_at, a.record_id"
     )
     counts: dict[str, int] = {}
     path = out / "data" / f"{shard_name(k)}.parquet"
-    scanned = any((work / "a").glob("*.parquet"))  # none when the screen admitted no record at all
+    scanned = any(included.glob("*.parquet"))  # none when the shard holds no included record
     with ParquetOut(path, OUTPUT_SCHEMA) as dest:
         for table in _slice_groups(con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)) if scanned else ():
             redacted, c = redact_batch(cfg, table.combine_chunks().to_batches()[0] if table.num_rows else table)
