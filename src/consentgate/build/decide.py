@@ -24,7 +24,7 @@ within a shard, included records ordered by ``(created_at, record_id)`` at posit
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +35,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consentgate.build.files import ROW_GROUP_ROWS, write_stream
+from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
 from consentgate.build.sources import AUTHOR_NOT_PARTICIPANT, author_error, duplicate_error, one, quote_str
 from consentgate.errors import BuildError
@@ -68,23 +68,27 @@ class DecideOutcome:
     counts: dict[str, Any]
 
 
-def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
+_FINGERPRINT = "count(*), coalesce(sum(hash(record_id)::HUGEINT), 0)"
+Fingerprint = tuple[int, int]
+
+
+def _fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> Fingerprint:
     """Row count and the sum of the record ids' hashes: equal fingerprints mean the same ids, each once (ids are unique in the source)."""
-    row = one(con.execute(f"SELECT count(*), coalesce(sum(hash(record_id)::HUGEINT), 0) FROM {table}"))
+    row = one(con.execute(f"SELECT {_FINGERPRINT} FROM {table}"))
     assert row is not None
     return int(row[0]), int(row[1])
 
 
-def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, source: str,
+def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, want: Fingerprint,
                          invalid_if: str = "decision IS NULL OR decision NOT IN ('include', 'exclude')") -> int:
-    """Stop unless ``table`` holds exactly one valid decision per record of ``source``; return the record count."""
-    want = _fingerprint(con, source)
-    got = _fingerprint(con, table)
-    invalid = one(con.execute(f"SELECT count(*) FROM {table} WHERE {invalid_if}"))
-    assert invalid is not None
-    if got != want or invalid[0]:
+    """Stop unless ``table`` holds exactly one valid decision per record of the source whose
+    fingerprint is ``want``; return the record count."""
+    row = one(con.execute(f"SELECT {_FINGERPRINT}, count(*) FILTER (WHERE {invalid_if}) FROM {table}"))
+    assert row is not None
+    got, invalid = (int(row[0]), int(row[1])), int(row[2])
+    if got != want or invalid:
         raise BuildError(
-            f"the policy query gave {got[0]} decisions for {want[0]} records ({invalid[0]} invalid, or ids that differ)",
+            f"the policy query gave {got[0]} decisions for {want[0]} records ({invalid} invalid, or ids that differ)",
             hint="The compiled policy must decide every record exactly once; report this with the policy file.",
         )
     return want[0]
@@ -93,28 +97,32 @@ def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, source: str
 Group = tuple[str, str, str, int]
 
 
-def record_groups(con: duckdb.DuckDBPyConnection, label: str) -> list[Group]:
-    """Every record counted by (category, author's region, author's tier), in one pass over the
-    records that also checks each record's author is among its participants (``sources.author_error``)."""
+def record_groups(con: duckdb.DuckDBPyConnection, label: str) -> tuple[list[Group], Fingerprint]:
+    """Every record counted by (category, author's region, author's tier), and the records'
+    fingerprint (``_fingerprint``), in one pass over the records that also checks each
+    record's author is among its participants (``sources.author_error``)."""
     rows = con.execute(
-        f"SELECT {_GROUP}, count(*), {AUTHOR_NOT_PARTICIPANT} FROM (SELECT record_id, category, author_id, participants FROM records) r "
+        f"SELECT {_GROUP}, {_FINGERPRINT}, {AUTHOR_NOT_PARTICIPANT} "
+        "FROM (SELECT record_id, category, author_id, participants FROM records) r "
         "LEFT JOIN members m ON m.member_id = r.author_id GROUP BY ALL"
     ).fetchall()
-    bad = [r[4] for r in rows if r[4] is not None]
+    bad = [r[5] for r in rows if r[5] is not None]
     if bad:
         raise author_error(label, min(bad))
-    return [(str(c), str(g), str(t), int(n)) for c, g, t, n, _ in rows]
+    groups = [(str(c), str(g), str(t), int(n)) for c, g, t, n, _, _ in rows]
+    return groups, (sum(int(r[3]) for r in rows), sum(int(r[4]) for r in rows))
 
 
-def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan) -> int:
-    """Decide every record without content; create the ``candidates`` table; return how many records it holds."""
+def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: Fingerprint) -> int:
+    """Decide every record (``records``: their fingerprint, from ``record_groups``) without content;
+    create the ``candidates`` table; return how many records it holds."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
     # The screen keeps each record's reason bits (``compile_sql(output="mask")``): 10M code lists cost more
     # to build and hold than 10M integers; they are spelled out once per distinct mask when written.
     # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
     # through a second connection (``_write_decisions``).
     con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes FROM ({plan.screen_sql})")
-    _check_policy_output(con, "screen", "records", "mask IS NULL")
+    _check_policy_output(con, "screen", records, "mask IS NULL")
     # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at "
                 f"FROM records r SEMI JOIN (SELECT record_id FROM screen WHERE {_SCREEN_INCLUDES}) s ON s.record_id = r.record_id")
@@ -176,7 +184,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     (the included records' other columns, one folder per shard: no sort); return the counts."""
     _views(con, work)
     con.execute(f"CREATE OR REPLACE TEMP TABLE policy_out AS SELECT record_id, decision, reasons FROM ({plan.decide_sql})")
-    candidates = _check_policy_output(con, "policy_out", "cand")
+    candidates = _check_policy_output(con, "policy_out", _fingerprint(con, "cand"))
     if _fingerprint(con, "ann") != _fingerprint(con, "cand"):
         raise BuildError("detection did not annotate every candidate record exactly once", hint="Report this with --debug output.")
     con.execute(f"""
@@ -260,9 +268,10 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
         raise
     decision_of = pa.array([d for d, _, _ in groups], pa.string())
     reasons_of_g = _GroupReasons([r for _, r, _ in groups])
-    batches = (pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_of_g.take(b.column(1)), b.column(2).cast(pa.int32()),
-                                b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA)
-               for b in unique_ids(reader))
+    # Put together in a second thread while the writer thread encodes (``files.prefetched``).
+    batches = prefetched(pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_of_g.take(b.column(1)),
+                                          b.column(2).cast(pa.int32()), b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA)
+                         for b in unique_ids(reader))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentgate-decisions")
     writing = pool.submit(_stream_decisions, cur, out / "decisions.parquet", batches, total)
     pool.shutdown(wait=False)  # the thread ends with its one task; the caller waits on ``writing``
@@ -299,11 +308,12 @@ class _GroupReasons:
         return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
 
 
-def _stream_decisions(cur: duckdb.DuckDBPyConnection, path: Path, batches: Iterator[pa.RecordBatch], total: int) -> int:
+def _stream_decisions(cur: duckdb.DuckDBPyConnection, path: Path, batches: Generator[pa.RecordBatch, None, None], total: int) -> int:
     """Writer thread: write the sorted decisions; stop unless exactly ``total`` rows were written."""
     try:
         rows = write_stream(path, DECISIONS_SCHEMA, batches)
     finally:
+        batches.close()  # stops the producer thread (if the writer failed) before its connection closes
         cur.close()
     if rows != total:
         raise BuildError(f"the decisions hold {rows} rows for {total} records",

@@ -10,8 +10,11 @@ byte-identical for any number of workers.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+import queue
+import threading
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -92,6 +95,53 @@ def write_stream(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch
         for table in rebatch(batches, rows_per_group, schema):
             out.write(table)
         return out.rows
+
+
+T = TypeVar("T")
+
+
+def prefetched(items: Iterable[T], depth: int = 2) -> Generator[T, None, None]:
+    """``items``, produced by a background thread at most ``depth`` ahead of the consumer.
+
+    For a stream whose items are expensive to produce (sorted batches from DuckDB put
+    together in Arrow) feeding an expensive single-threaded consumer (a Parquet
+    writer): both then run at once. Order is kept; an exception in the producer is
+    raised in the consumer; closing the iterator early stops the producer.
+    """
+    q: queue.Queue[tuple[int, Any]] = queue.Queue(maxsize=max(depth, 1))
+    stop = threading.Event()
+
+    def put(kind: int, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                q.put((kind, value), timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(0, item):
+                    return
+            put(1, None)
+        except BaseException as exc:  # noqa: BLE001  (handed to the consumer, which raises it)
+            put(2, exc)
+
+    thread = threading.Thread(target=produce, name="consentgate-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = q.get()
+            if kind == 1:
+                return
+            if kind == 2:
+                raise value
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 def parquet_rows(path: Path) -> int:
