@@ -158,8 +158,31 @@ def decide_both(
     masked = {r[0]: reasons_of(r[1], r[2]) for r in _CON.execute(
         compile_sql(policy, scope=scope, as_of=as_of, output="mask")).fetchall()}
     assert len(masked) == len(python)
+    _check_extras(policy, scope, as_of, records, members, masked)
     for rid, decision in python.items():
         assert sql[rid] == (decision.decision, decision.reasons), (rid, decision.reasons, sql[rid])
         assert (decision.decision == "include") == (decision.reasons == ())
         assert masked[rid] == decision.reasons, (rid, decision.reasons, masked[rid])
     return {rid: d.reasons for rid, d in python.items()}
+
+
+def _check_extras(policy: Any, scope: str, as_of: datetime, records: Sequence[Record], members: Sequence[Member],
+                  masked: dict[str, tuple[str, ...]]) -> None:
+    """``compile_sql(extras=True)``: the same decisions, ``author_missing`` as in the records, and one
+    ``group_key`` per distinct (category, author's region, author's tier), different for different ones."""
+    rows = _CON.execute(compile_sql(policy, scope=scope, as_of=as_of, output="mask", extras=True)).fetchall()
+    by_member = {m.member_id: m for m in members}
+    keys: dict[tuple[str, str, str], set[int]] = {}
+    for rid, mask, tcodes, key, missing in rows:
+        record = next(r for r in records if r.record_id == rid)
+        assert reasons_of(mask, tcodes) == masked[rid]
+        if record.author_id is not None and record.participants is not None:  # a build refuses other rows earlier
+            assert missing == (record.author_id not in record.participants), (rid, missing)
+        author = by_member.get(record.author_id)
+        region, tier = "unknown", "unknown"  # COALESCE: the first non-null of subdivision, country
+        if author is not None:
+            region = next((v for v in (author.subdivision, author.country) if v is not None), "unknown")
+            tier = author.tier if author.tier is not None else "unknown"
+        keys.setdefault((record.category, region, tier), set()).add(int(key))
+    assert all(len(k) == 1 for k in keys.values())
+    assert len({next(iter(k)) for k in keys.values()}) == len(keys)

@@ -37,15 +37,15 @@ import pyarrow.compute as pc
 
 from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
-from consentgate.build.sources import AUTHOR_NOT_PARTICIPANT, author_error, duplicate_error, one, quote_str
+from consentgate.build.sources import author_error, duplicate_error, one, quote_str
 from consentgate.errors import BuildError
-from consentgate.policy.sql import reasons_of
+from consentgate.policy.sql import DUCKDB, reasons_of
 
 REASON_DROP = "PII_DROP_RECORD"
 REASON_UNKNOWN_PARTICIPANT = "PARTICIPANT_NOT_IN_MEMBERS"
 BUILD_REASONS = (REASON_DROP, REASON_UNKNOWN_PARTICIPANT)
 REGION_SQL = "coalesce(m.subdivision, m.country, 'unknown')"
-_GROUP = f"category, {REGION_SQL} AS region, coalesce(m.tier, 'unknown') AS tier"
+_GROUP = f"category, {REGION_SQL} AS region, coalesce(m.tier, 'unknown') AS tier"  # for the included records
 DECISIONS_SCHEMA = pa.schema([
     pa.field("record_id", pa.string(), nullable=False),
     pa.field("decision", pa.string(), nullable=False),
@@ -97,32 +97,41 @@ def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, want: Finge
 Group = tuple[str, str, str, int]
 
 
-def record_groups(con: duckdb.DuckDBPyConnection, label: str) -> tuple[list[Group], Fingerprint]:
-    """Every record counted by (category, author's region, author's tier), and the records'
-    fingerprint (``_fingerprint``), in one pass over the records that also checks each
-    record's author is among its participants (``sources.author_error``)."""
-    rows = con.execute(
-        f"SELECT {_GROUP}, {_FINGERPRINT}, {AUTHOR_NOT_PARTICIPANT} "
-        "FROM (SELECT record_id, category, author_id, participants FROM records) r "
-        "LEFT JOIN members m ON m.member_id = r.author_id GROUP BY ALL"
+def _groups_of_screen(con: duckdb.DuckDBPyConnection) -> list[Group]:
+    """Every record counted by (category, author's region, author's tier), from the screen's
+    ``group_key`` (``compile_sql(extras=True)``): the keys of every possible group are computed
+    the same way and looked up, so the records are not read again for the manifest's counts."""
+    key = DUCKDB.hash_of("c.category", "g.region", "g.tier")
+    names = con.execute(
+        f"SELECT {key}, c.category, g.region, g.tier FROM (SELECT DISTINCT category FROM records) c, "
+        f"(SELECT DISTINCT {REGION_SQL} AS region, coalesce(m.tier, 'unknown') AS tier FROM members m "
+        "UNION SELECT 'unknown', 'unknown') g"
     ).fetchall()
-    bad = [r[5] for r in rows if r[5] is not None]
-    if bad:
-        raise author_error(label, min(bad))
-    groups = [(str(c), str(g), str(t), int(n)) for c, g, t, n, _, _ in rows]
-    return groups, (sum(int(r[3]) for r in rows), sum(int(r[4]) for r in rows))
+    by_key = {int(k): (str(c), str(r), str(t)) for k, c, r, t in names}
+    counts = con.execute("SELECT group_key, count(*) FROM screen GROUP BY ALL").fetchall()
+    if len(by_key) != len(names) or any(int(k) not in by_key for k, _ in counts):
+        raise BuildError("the record groups of the manifest's counts could not be told apart (a hash collision)",
+                         hint="Report this with --debug output.")
+    return [(*by_key[int(k)], int(n)) for k, n in counts]
 
 
-def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: Fingerprint) -> int:
-    """Decide every record (``records``: their fingerprint, from ``record_groups``) without content;
-    create the ``candidates`` table; return how many records it holds."""
+def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, label: str) -> tuple[int, list[Group]]:
+    """Decide every record without content; create the ``candidates`` table; return how many
+    records it holds and every record counted by group (``_groups_of_screen``).
+
+    The screen's query also tells, per record, whether its author is missing from its
+    participants: a record of source ``label`` that is stops the build here (``sources.author_error``)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
     # The screen keeps each record's reason bits (``compile_sql(output="mask")``): 10M code lists cost more
     # to build and hold than 10M integers; they are spelled out once per distinct mask when written.
     # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
     # through a second connection (``_write_decisions``).
-    con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes FROM ({plan.screen_sql})")
-    _check_policy_output(con, "screen", records, "mask IS NULL")
+    con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes, group_key, author_missing FROM ({plan.screen_sql})")
+    _check_policy_output(con, "screen", _fingerprint(con, "records"), "mask IS NULL")
+    missing = one(con.execute("SELECT min(record_id) FROM screen WHERE author_missing"))
+    if missing is not None and missing[0] is not None:
+        raise author_error(label, missing[0])
+    groups = _groups_of_screen(con)
     # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at "
                 f"FROM records r SEMI JOIN (SELECT record_id FROM screen WHERE {_SCREEN_INCLUDES}) s ON s.record_id = r.record_id")
@@ -135,7 +144,7 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: Fingerp
     con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT record_id FROM {CANDIDATES}")
     n = one(con.execute("SELECT count(*) FROM cand"))
     assert n is not None
-    return int(n[0])
+    return int(n[0]), groups
 
 
 class RepeatedId(Exception):
@@ -338,7 +347,7 @@ def _check_written(con: duckdb.DuckDBPyConnection, plan: BuildPlan, writing: Fut
 
 def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int], every: list[Group]) -> dict[str, Any]:
     """Counts by decision, reason (given) and by category, region and tier of the author."""
-    # ``every``: all records by group (``record_groups``); the included ones here (a small join); excluded = all - included.
+    # ``every``: all records by group (``run_screen``); the included ones here (a small join); excluded = all - included.
     kept = {tuple(k[:3]): int(k[3]) for k in con.execute(
         f"SELECT {_GROUP}, count(*) FROM (SELECT c.category, c.author_id FROM {CANDIDATES} c "
         "SEMI JOIN (SELECT record_id FROM scanned WHERE decision = 'include') i ON i.record_id = c.record_id) r "

@@ -220,10 +220,9 @@ class DuckDBEngine:
             t0 = time.perf_counter()
             progress.phase("check sources", None)
             # Record ids are checked unique when the decisions are written, in id order (``decide``); authors
-            # among participants in the pass that counts the records by group (``decide.record_groups``).
+            # among participants by the screen's query, which reads those columns anyway (``decide.run_screen``).
             records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False, check_authors=False)
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
-            groups, fingerprint = decide.record_groups(con, records.label)
             con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, con.sql(
@@ -236,7 +235,7 @@ class DuckDBEngine:
             t0 = time.perf_counter()
             progress.phase("screen", None)
             # 1 GB even though no worker runs yet: the ledger's chain check runs beside it (``run.ChainCheck``).
-            candidates = decide.run_screen(con, plan, fingerprint)
+            candidates, groups = decide.run_screen(con, plan, records.label)
             # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
             con.execute(f"SET memory_limit = '{_MEMORY_DETECT}'")
             timings["screen"] = time.perf_counter() - t0

@@ -315,7 +315,7 @@ def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datet
 
     t0 = time.perf_counter()
     check_policy(policy, pinned.registry_url, as_of)
-    screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS), output="mask")
+    screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS), output="mask", extras=True)
     decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
     plan = BuildPlan(
         name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,

@@ -226,7 +226,7 @@ def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapp
     anything is published, may pass it (the build's decide phase writes every id in order
     and stops at the first repeat: ``build.decide``). Likewise ``check_authors=False`` leaves
     out the check that every record's author is among its participants, for a caller that
-    makes it in a pass over the records it needs anyway (``build.decide.record_groups``),
+    makes it in a pass over the records it needs anyway (``build.decide.run_screen``),
     raising ``author_error``.
     """
     schema = RECORDS_SCHEMA if role == "records" else MEMBERS_SCHEMA

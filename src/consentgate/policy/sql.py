@@ -72,6 +72,13 @@ class Dialect:
         text = value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
         return f"TIMESTAMPTZ '{text}+00:00'" if self.name == "duckdb" else f"TIMESTAMP '{text}Z'"
 
+    def hash_of(self, *exprs: str) -> str:
+        """A 64-bit hash of the values (engine-specific: compare only with the same engine's)."""
+        return f"hash({', '.join(exprs)})" if self.name == "duckdb" else f"xxhash64({', '.join(exprs)})"
+
+    def list_contains(self, list_expr: str, value: str) -> str:
+        return f"list_contains({list_expr}, {value})" if self.name == "duckdb" else f"array_contains({list_expr}, {value})"
+
     def full_match(self, expr: str, pattern: str) -> str:
         if self.name == "duckdb":
             return f"regexp_full_match({expr}, {_lit(pattern)})"
@@ -142,6 +149,7 @@ def compile_sql(
     tables: SqlTables | None = None,
     dialect: Dialect = DUCKDB,
     output: str = "reasons",
+    extras: bool = False,
 ) -> str:
     """One SQL query deciding every record for ``scope`` at ``as_of`` (see module docstring).
 
@@ -149,10 +157,18 @@ def compile_sql(
     ``record_id, mask, tcodes`` instead (the code bits and the separator-joined topic codes;
     the record is included when both are empty, ``reasons_of`` spells them): cheaper for
     an engine that keeps millions of decisions before writing them.
+    ``extras`` (with ``output="mask"``) adds two columns a build needs from the same pass
+    over the records, which change no decision: ``group_key``, ``hash_of(category,
+    region, tier)`` of the record and its author (region is the author's subdivision,
+    else country, else ``'unknown'``; tier ``'unknown'`` when missing, and both for an
+    unknown author), and ``author_missing``, whether the author is not among the
+    record's participants.
     Raises ``PolicyError`` when the policy names no recipient in ``scope``.
     """
     if output not in ("reasons", "mask"):
         raise ValueError(f"output must be 'reasons' or 'mask', not {output!r}")
+    if extras and output != "mask":
+        raise ValueError("extras need output='mask'")
     cp = policy if isinstance(policy, CompiledPolicy) else compile_policy(policy)
     required = check_scope(cp, scope)
     t = tables or SqlTables()
@@ -163,18 +179,21 @@ def compile_sql(
     # The records are read twice rather than through one CTE: engines materialise a CTE with
     # two consumers, which at 10M records cost more than a second read of five columns.
     rec = f"(SELECT record_id, category, author_id, participants, created_at, {_category_case(cp)} AS rule FROM {t.records})"
+    a_extra = f",\n    {_extra_columns('r', 'm', dialect)}" if extras else ""
+    fin_extra = ", a.group_key, a.author_missing" if extras else ""
     ctes = [
         _member_cte(cp, t, scope, required, as_of, dialect),
-        f"a_codes AS (\n  SELECT r.record_id,\n    {record_bits}\n    | {_subject_bits(cp, 'r', 'm', dialect)} AS mask\n"
+        f"a_codes AS (\n  SELECT r.record_id,\n    {record_bits}\n    | {_subject_bits(cp, 'r', 'm', dialect)} AS mask{a_extra}\n"
         f"  FROM {rec} r LEFT JOIN mem m ON m.member_id = r.author_id\n)",
         _participants_cte(cp, rec, dialect),
         _topic_codes_cte(cp, t, dialect),
-        "fin AS (\n  SELECT a.record_id, a.mask | COALESCE(p.mask, 0) AS mask, ta.codes AS tcodes\n"
+        f"fin AS (\n  SELECT a.record_id, a.mask | COALESCE(p.mask, 0) AS mask, ta.codes AS tcodes{fin_extra}\n"
         "  FROM a_codes a LEFT JOIN p_agg p ON p.record_id = a.record_id LEFT JOIN ta ON ta.record_id = a.record_id\n)",
     ]
     header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name} output={output}\n"
     if output == "mask":
-        return header + "WITH\n" + ",\n".join(ctes) + "\nSELECT record_id, mask, tcodes FROM fin"
+        extra_cols = ", group_key, author_missing" if extras else ""
+        return header + "WITH\n" + ",\n".join(ctes) + f"\nSELECT record_id, mask, tcodes{extra_cols} FROM fin"
     ctes.append(_names_cte(dialect))
     select = (
         "SELECT f.record_id,\n  CASE WHEN f.mask = 0 AND f.tcodes IS NULL THEN 'include' ELSE 'exclude' END AS decision,\n"
@@ -208,14 +227,21 @@ def _member_cte(cp: CompiledPolicy, t: SqlTables, scope: str, required: str, as_
     valid = f"CASE WHEN granted THEN COALESCE({_version_covers('policy_version', required, dialect)}, FALSE) ELSE FALSE END"
     return (
         "mem AS (\n"
-        f"  SELECT member_id, tier, valid,\n      {bits} AS bits\n"
+        f"  SELECT member_id, tier, region, valid,\n      {bits} AS bits\n"
         f"  FROM (\n    SELECT *, {valid} AS valid FROM (\n"
-        f"      SELECT m.member_id, m.birth_year, m.tier, {_mode_case(cp)} AS mode,\n"
+        f"      SELECT m.member_id, m.birth_year, m.tier, m.region, {_mode_case(cp)} AS mode,\n"
         "        c.member_id IS NOT NULL AS has_row, COALESCE(c.choice = 'grant', FALSE) AS granted, c.policy_version\n"
-        f"      FROM (SELECT member_id, birth_year, tier, country, {_subdivision_key()} AS sub_key FROM {t.members} m) m\n"
+        f"      FROM (SELECT member_id, birth_year, tier, country, {_subdivision_key()} AS sub_key, "
+        f"COALESCE(m.subdivision, m.country) AS region FROM {t.members} m) m\n"
         f"      LEFT JOIN {t.consent} c ON c.member_id = m.member_id AND c.purpose = {_lit(cp.policy.purpose)} AND c.scope = {_lit(scope)}\n"
         "    ) j\n  ) v\n)"
     )
+
+
+def _extra_columns(r: str, m: str, dialect: Dialect) -> str:
+    """``group_key`` and ``author_missing`` of record ``r`` with author ``m`` (see ``compile_sql``'s ``extras``)."""
+    key = dialect.hash_of(f"{r}.category", f"COALESCE({m}.region, 'unknown')", f"COALESCE({m}.tier, 'unknown')")
+    return f"{key} AS group_key, NOT {dialect.list_contains(f'{r}.participants', f'{r}.author_id')} AS author_missing"
 
 
 def _subject_bits(cp: CompiledPolicy, r: str, m: str, dialect: Dialect) -> str:
