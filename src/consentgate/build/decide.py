@@ -109,9 +109,12 @@ def _groups_of_screen(con: duckdb.DuckDBPyConnection) -> list[Group]:
     ).fetchall()
     by_key = {int(k): (str(c), str(r), str(t)) for k, c, r, t in names}
     counts = con.execute("SELECT group_key, count(*) FROM screen GROUP BY ALL").fetchall()
-    if len(by_key) != len(names) or any(int(k) not in by_key for k, _ in counts):
-        raise BuildError("the record groups of the manifest's counts could not be told apart (a hash collision)",
+    if len(by_key) != len(names):
+        raise BuildError("two record groups of the manifest's counts have the same group key (a hash collision)",
                          hint="Report this with --debug output.")
+    if any(int(k) not in by_key for k, _ in counts):
+        raise BuildError("a record's group key matches no (category, region, tier) of the sources",
+                         hint="Report this with --debug output: the screen and the build compute group keys differently.")
     return [(*by_key[int(k)], int(n)) for k, n in counts]
 
 
