@@ -73,12 +73,17 @@ def run_sql(url: str, fn: Callable[[Connection], None]) -> None:
         eng.dispose()
 
 
+def empty_ledger(url: str) -> None:
+    """Delete every row of the ledger's tables at ``url`` (the shared PostgreSQL test database)."""
+    run_sql(url, lambda conn: conn.execute(text("TRUNCATE consent_events, consent_state, consent_state_head, policy_versions")))
+
+
 def ledger_per_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[Ledger]:
     """Body of a module fixture parametrised ``sqlite`` / ``postgresql``: one open ledger for the module."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp(name) / 'l.db'}"
     else:  # the server's one test database: start from empty, whatever an earlier module left behind
         url = request.getfixturevalue("_pg_ledger_db")
-        run_sql(url, lambda conn: conn.execute(text("TRUNCATE consent_events, consent_state, consent_state_head, policy_versions")))
+        empty_ledger(url)
     with open_ledger(url) as led:
         yield led

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from ledger_helpers import event_rows, run_sql, write_rows
+from ledger_helpers import empty_ledger, event_rows, run_sql, write_rows
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
@@ -178,7 +178,7 @@ def _fresh_url(backend: str, request: pytest.FixtureRequest, path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("_pg_ledger_db")
-    run_sql(url, lambda c: c.execute(text("TRUNCATE consent_events, consent_state, consent_state_head, policy_versions")))
+    empty_ledger(url)
     return url
 
 

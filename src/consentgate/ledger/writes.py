@@ -131,18 +131,18 @@ class _Driver:
         self.raw: Any = conn.connection.driver_connection
         self.pg = conn.dialect.name != "sqlite"
 
-    def sql(self, text: str) -> str:
+    def sql(self, statement: str) -> str:
         """``?`` and ``:name`` parameters as the driver wants them."""
-        return state.psycopg_sql(text.replace("?", "%s")) if self.pg else text
+        return state.psycopg_sql(statement.replace("?", "%s")) if self.pg else statement
 
     def batch(self) -> AbstractContextManager[Any]:
         return self.raw.pipeline() if self.pg else nullcontext()
 
-    def execute(self, text: str, params: Any = ()) -> Any:
-        return self.raw.execute(self.sql(text), params)
+    def execute(self, statement: str, params: Any = ()) -> Any:
+        return self.raw.execute(self.sql(statement), params)
 
-    def executemany(self, text: str, params: Any) -> None:
-        self.raw.cursor().executemany(self.sql(text), params)
+    def executemany(self, statement: str, params: Any) -> None:
+        self.raw.cursor().executemany(self.sql(statement), params)
 
 
 _INSERT = f"INSERT INTO consent_events ({', '.join(EVENT_COLS)}) VALUES ({', '.join(['?'] * len(EVENT_COLS))})"
