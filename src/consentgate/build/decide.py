@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
-from consentgate.build.sources import author_error, duplicate_error, one, quote_str
+from consentgate.build.sources import author_error, duplicate_error, one, quote_str, streamed
 from consentgate.errors import BuildError
 from consentgate.policy.sql import DUCKDB, reasons_of
 
@@ -289,7 +289,7 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     # Put together in a second thread while the writer thread encodes (``files.prefetched``).
     batches = prefetched(pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_of_g.take(b.column(1)),
                                           b.column(2).cast(pa.int32()), b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA)
-                         for b in unique_ids(reader))
+                         for b in unique_ids(streamed(reader)))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentgate-decisions")
     writing = pool.submit(_stream_decisions, cur, out / "decisions.parquet", batches, total)
     pool.shutdown(wait=False)  # the thread ends with its one task; the caller waits on ``writing``

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from consentgate.build.decide import INCLUDED
 from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress, StepConfig
-from consentgate.build.sources import one, open_source, quote_str
+from consentgate.build.sources import one, open_source, quote_str, streamed
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 from consentgate.errors import BuildError
@@ -114,7 +114,7 @@ def write_shard(cfg: StepConfig, k: int, work: Path, out: Path, member_index: Pa
     path = out / "data" / f"{shard_name(k)}.parquet"
     scanned = any(included.glob("*.parquet"))  # none when the shard holds no included record
     with ParquetOut(path, OUTPUT_SCHEMA) as dest:
-        for table in _slice_groups(con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)) if scanned else ():
+        for table in _slice_groups(streamed(con.sql(query).to_arrow_reader(ROW_GROUP_ROWS))) if scanned else ():
             redacted, c = redact_batch(cfg, table.combine_chunks().to_batches()[0] if table.num_rows else table)
             for key, v in c.items():
                 counts[key] = counts.get(key, 0) + v
@@ -225,9 +225,9 @@ class DuckDBEngine:
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
             con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"
-            indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, con.sql(
+            indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, streamed(con.sql(
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"
-            ).to_arrow_reader(ROW_GROUP_ROWS))
+            ).to_arrow_reader(ROW_GROUP_ROWS)))
             names = con.sql(DISTINCT_NAMES).to_arrow_table().column(0).combine_chunks()
             cfg = plan.steps  # the names go to each worker once, as the pool's initializer argument
             timings["sources"] = time.perf_counter() - t0
@@ -250,7 +250,7 @@ class DuckDBEngine:
                 # Only what detection needs: reading the other columns too doubles the time of this read.
                 cols = ", ".join(f"r.{quote_ident_simple(c)}" for c in DETECT_SCHEMA.names)
                 reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
-                jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(reader))
+                jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(streamed(reader)))
                 runner.map_bounded(annotate_part, jobs, progress.advance)
                 reader.close()
                 timings["detect"] = time.perf_counter() - t0

@@ -12,6 +12,7 @@ never quote member text or DuckDB's own message (which can echo values).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ import pyarrow as pa
 
 from consentgate.build.spec import SourceSpec, TableMapping
 from consentgate.datamodel import MEMBERS_SCHEMA, RECORDS_SCHEMA
-from consentgate.errors import InputError, SchemaError
+from consentgate.errors import BuildError, InputError, SchemaError
 
 # An ISO-8601 timestamp with an explicit offset (Z, +hh, +hhmm or +hh:mm).
 _AWARE_RE = r"^\s*\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)\s*$"
@@ -35,6 +36,20 @@ def one(result: duckdb.DuckDBPyConnection) -> Any:
     """The first row of an executed query, draining it (DuckDB 2 refuses new work on an undrained result)."""
     rows = result.fetchall()
     return rows[0] if rows else None
+
+
+def streamed(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    """The batches of a DuckDB result read through Arrow (``to_arrow_reader``).
+
+    A query that fails part-way (out of memory, a cast that meets a bad value) reaches
+    pyarrow as a bare ``OSError`` carrying DuckDB's message, which can quote values: it
+    becomes the same ``BuildError`` as a query that fails at once, without the message.
+    """
+    try:
+        yield from reader
+    except OSError:
+        raise BuildError("the build query failed in DuckDB while its result was read",
+                         hint="Run with --debug for details; check the sources and the policy, and the free memory and disk.") from None
 
 
 def quote_ident(name: str) -> str:
