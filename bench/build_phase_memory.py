@@ -1,0 +1,86 @@
+"""Peak memory of one build, phase by phase: where does the build's RSS go?
+
+Runs ``consentgate build run SPEC --workers W --quiet --replace --json`` as a subprocess
+(the spec ``bench/build_bench.py`` prepares, e.g. ``.bench-data/build/10000000/spec.yaml``),
+samples every 50 ms the RSS of its whole process tree (main process, detection and shard
+workers, the ledger's chain check) and of the main process alone, and attributes each
+sample to a phase using the phase timings of the build's manifest (phases run one after
+another; the time before the first is start-up plus ``prepare``). Prints one line per
+phase: its seconds, the peak RSS of the tree and of the main process.
+
+    .venv/bin/python bench/build_phase_memory.py .bench-data/build/10000000/spec.yaml --workers 2
+
+There is no baseline to compare with: this explains the peak that build_bench.py reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from build_bench import KEY, _tree_rss  # noqa: E402
+
+PHASES_LAST_FIRST = ("manifest", "ledger_verify_wait", "write", "decide", "detect", "screen", "sources")
+
+
+def _main_rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("spec", type=Path)
+    ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    args = ap.parse_args()
+    spec = args.spec.resolve()
+    env = {**os.environ, "CONSENTGATE_PSEUDONYM_KEY": os.environ.get("CONSENTGATE_PSEUDONYM_KEY", KEY)}
+    cmd = [sys.executable, "-c", "from consentgate.cli.app import main; main()", "build", "run", str(spec),
+           "--workers", str(args.workers), "--quiet", "--replace", "--json"]
+    samples: list[tuple[float, int, int]] = []
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=spec.parent)
+
+    def sample() -> None:
+        while proc.poll() is None:
+            total, _ = _tree_rss(proc.pid)
+            samples.append((time.perf_counter() - t0, total, _main_rss(proc.pid)))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    end = time.perf_counter() - t0
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"build failed ({proc.returncode}): {err.decode()[-2000:]}")
+    timings = json.loads(out)["timings_s"]
+    bounds: dict[str, tuple[float, float]] = {}
+    t = end
+    for phase in PHASES_LAST_FIRST:
+        bounds[phase] = (t - timings.get(phase, 0.0), t)
+        t -= timings.get(phase, 0.0)
+    bounds["start-up + prepare"] = (0.0, t)
+    gib = float(1 << 30)
+    print(f"{'phase':20} {'s':>6} {'tree GiB':>9} {'main GiB':>9}")
+    for phase, (a, b) in sorted(bounds.items(), key=lambda kv: kv[1][0]):
+        inside = [s for s in samples if a <= s[0] < b]
+        if inside:
+            print(f"{phase:20} {b - a:6.1f} {max(s[1] for s in inside) / gib:9.2f} {max(s[2] for s in inside) / gib:9.2f}")
+    print(f"wall {end:.1f} s; manifest timings {timings}")
+
+
+if __name__ == "__main__":
+    main()
