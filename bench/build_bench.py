@@ -28,7 +28,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "examples" / "policies" / "recommended.yaml"
@@ -107,28 +107,38 @@ def _tree_rss(root: int) -> tuple[int, int]:
     return total, biggest
 
 
-def build_once(spec: Path, workers: int) -> tuple[float, int, int, dict[str, float]]:
-    env = {**os.environ, "CONSENTGATE_PSEUDONYM_KEY": KEY}
+def sampled_build(spec: Path, workers: int, sample: Callable[[int, float], None], every: float) -> tuple[float, dict[str, float]]:
+    """Run the build as a subprocess, calling ``sample(pid, seconds since start)`` every ``every`` s
+    while it runs; return its wall time and the manifest's phase timings."""
+    env = {**os.environ, "CONSENTGATE_PSEUDONYM_KEY": os.environ.get("CONSENTGATE_PSEUDONYM_KEY", KEY)}
     cmd = [sys.executable, "-c", "from consentgate.cli.app import main; main()", "build", "run", str(spec),
            "--workers", str(workers), "--quiet", "--replace", "--json"]
-    peak = [0, 0]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=spec.parent)
 
-    def sample() -> None:
+    def run_sampler() -> None:
         while proc.poll() is None:
-            total, biggest = _tree_rss(proc.pid)
-            peak[0], peak[1] = max(peak[0], total), max(peak[1], biggest)
-            time.sleep(0.1)
+            sample(proc.pid, time.perf_counter() - t)
+            time.sleep(every)
 
-    sampler = threading.Thread(target=sample, daemon=True)
+    sampler = threading.Thread(target=run_sampler, daemon=True)
     sampler.start()
     out, err = proc.communicate()
     elapsed = time.perf_counter() - t
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"build failed ({proc.returncode}): {err.decode()[-2000:]}")
-    timings = json.loads(out)["timings_s"]
+    return elapsed, json.loads(out)["timings_s"]
+
+
+def build_once(spec: Path, workers: int) -> tuple[float, int, int, dict[str, float]]:
+    peak = [0, 0]
+
+    def sample(pid: int, _at: float) -> None:
+        total, biggest = _tree_rss(pid)
+        peak[0], peak[1] = max(peak[0], total), max(peak[1], biggest)
+
+    elapsed, timings = sampled_build(spec, workers, sample, 0.1)
     return elapsed, peak[0], peak[1], timings
 
 

@@ -16,16 +16,12 @@ There is no baseline to compare with: this explains the peak that build_bench.py
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_bench import KEY, _tree_rss  # noqa: E402
+from build_bench import _tree_rss, sampled_build  # noqa: E402
 
 PHASES_LAST_FIRST = ("manifest", "ledger_verify_wait", "write", "decide", "detect", "screen", "sources")
 
@@ -46,27 +42,12 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = ap.parse_args()
     spec = args.spec.resolve()
-    env = {**os.environ, "CONSENTGATE_PSEUDONYM_KEY": os.environ.get("CONSENTGATE_PSEUDONYM_KEY", KEY)}
-    cmd = [sys.executable, "-c", "from consentgate.cli.app import main; main()", "build", "run", str(spec),
-           "--workers", str(args.workers), "--quiet", "--replace", "--json"]
     samples: list[tuple[float, int, int]] = []
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=spec.parent)
 
-    def sample() -> None:
-        while proc.poll() is None:
-            total, _ = _tree_rss(proc.pid)
-            samples.append((time.perf_counter() - t0, total, _main_rss(proc.pid)))
-            time.sleep(0.05)
+    def sample(pid: int, at: float) -> None:
+        samples.append((at, _tree_rss(pid)[0], _main_rss(pid)))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    end = time.perf_counter() - t0
-    sampler.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"build failed ({proc.returncode}): {err.decode()[-2000:]}")
-    timings = json.loads(out)["timings_s"]
+    end, timings = sampled_build(spec, args.workers, sample, 0.05)
     bounds: dict[str, tuple[float, float]] = {}
     t = end
     for phase in PHASES_LAST_FIRST:
