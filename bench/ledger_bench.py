@@ -45,7 +45,10 @@ def synth_events(members: int, events: int, seed: int = 7, prefix: str = "e") ->
     m[: min(members, events)] = np.arange(min(members, events))
     start = 1_600_000_000_000_000
     t = np.sort(rng.integers(start, start + 5 * 365 * 86_400 * 10**6, events))
-    pick = lambda vals, n: pa.array(np.array(vals)[rng.integers(0, len(vals), n)])  # noqa: E731
+
+    def pick(vals: list[str], n: int) -> pa.Array:
+        return pa.array(np.array(vals)[rng.integers(0, len(vals), n)])
+
     table = pa.table({
         "event_id": pa.array(np.char.add(prefix, np.arange(events).astype("U10"))),
         "member_id": pa.array(np.char.add("m", m.astype("U9"))),
@@ -103,14 +106,14 @@ class Backend:
         from consentgate.ledger.snapshot import libpq_dsn
         from sqlalchemy.engine import make_url
 
-        with psycopg.connect(libpq_dsn(make_url(url))) as conn:
-            conn.execute(ddl.replace("raw", f"raw{self.n}"))
-            conn.commit()
+        with psycopg.connect(libpq_dsn(make_url(url))) as pg_conn:
+            pg_conn.execute(ddl.replace("raw", f"raw{self.n}"))
+            pg_conn.commit()
             t = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(f"COPY raw{self.n} FROM STDIN") as cp:
+            with pg_conn.cursor() as cur, cur.copy(f"COPY raw{self.n} FROM STDIN") as cp:
                 for r in rows:
                     cp.write_row(r)
-            conn.commit()
+            pg_conn.commit()
             return time.perf_counter() - t
 
     def raw_writes(self, url: str, n: int) -> float:
@@ -132,11 +135,11 @@ class Backend:
         from consentgate.ledger.snapshot import libpq_dsn
         from sqlalchemy.engine import make_url
 
-        with psycopg.connect(libpq_dsn(make_url(url)), autocommit=True) as conn:
-            conn.execute("CREATE TABLE IF NOT EXISTS raw_w (id BIGSERIAL PRIMARY KEY, member_id TEXT, scope TEXT, choice TEXT)")
+        with psycopg.connect(libpq_dsn(make_url(url)), autocommit=True) as pg_conn:
+            pg_conn.execute("CREATE TABLE IF NOT EXISTS raw_w (id BIGSERIAL PRIMARY KEY, member_id TEXT, scope TEXT, choice TEXT)")
             t = time.perf_counter()
             for i in range(n):
-                conn.execute("INSERT INTO raw_w (member_id, scope, choice) VALUES (%s,%s,%s)", (f"m{i}", "affiliate", "deny"))
+                pg_conn.execute("INSERT INTO raw_w (member_id, scope, choice) VALUES (%s,%s,%s)", (f"m{i}", "affiliate", "deny"))
             return n / (time.perf_counter() - t)
 
 

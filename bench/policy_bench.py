@@ -38,7 +38,7 @@ def _ids(prefix: str, n: int) -> pa.Array:
 def make_members(rng: np.random.Generator, n: int) -> pa.Table:
     country = COUNTRIES[rng.integers(0, len(COUNTRIES), n)]
     sub = SUBDIVISIONS[rng.integers(0, len(SUBDIVISIONS), n)]
-    sub = np.where(country == "US", sub, None)
+    sub = np.where(country == "US", sub, np.array(None, dtype=object))
     return pa.table({
         "member_id": _ids("m", n),
         "country": pa.array(country),
