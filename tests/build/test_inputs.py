@@ -288,6 +288,21 @@ def test_build_refuses_a_ledger_whose_chain_is_broken(small_network: Path, write
     assert "refusing to build" in err.message
 
 
+def test_a_value_of_the_wrong_type_in_the_ledger_is_reported_as_tampering(small_network: Path, write_spec: Callable[..., Path],
+                                                                          settings: Settings, tmp_path: Path) -> None:
+    """SQLite keeps a BLOB in a text column. The snapshot cannot decode such a choice, and the build
+    reports the broken chain (which the background check finds) rather than an internal error."""
+    import sqlite3
+
+    from consentgate.errors import LedgerIntegrityError
+
+    net = copy_data(small_network, tmp_path / "net")
+    with sqlite3.connect(net / "ledger.db") as db:
+        db.execute("UPDATE consent_events SET choice = CAST(choice AS BLOB) WHERE seq = 5")
+    err = _fails(write_spec(net), settings, LedgerIntegrityError, "hash chain is broken at sequence 5")
+    assert "refusing to build" in err.message and "altered" in err.message
+
+
 def test_build_reads_consent_from_the_verified_events_not_the_state_table(small_network: Path, write_spec: Callable[..., Path],
                                                                           settings: Settings, tmp_path: Path) -> None:
     """The build checks the hash chain (which covers every event) and computes its snapshot from the

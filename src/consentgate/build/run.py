@@ -158,8 +158,12 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: boo
         # From the events alone: they are what the chain check covers. (The maintained
         # consent_state table is not checked here, so the build does not read it.)
         info = ledger.snapshot(as_of, snapshot, from_events=True)
-    except BaseException:
+    except BaseException as exc:
         if check is not None:
+            if isinstance(exc, Exception):
+                # A snapshot that cannot be read from the events (a BLOB where a choice should
+                # be, say) is most likely tampering: when the chain check says so, that is the error.
+                check.result()
             check.stop()
         raise
     finally:
