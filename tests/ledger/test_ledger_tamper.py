@@ -215,6 +215,26 @@ def test_a_blob_in_a_chain_field_is_reported_as_tampering(sqlite_url: str, tmp_p
     assert "broken at seq 5" in err and "internal error" not in err
 
 
+def test_reading_a_blob_tampered_event_is_an_integrity_error(sqlite_url: str, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """A member's history that includes such an event stops with an integrity error naming the
+    event and field (it rendered as an internal error before), and nothing else is printed."""
+    from consentgate.errors import LedgerIntegrityError
+
+    with open_ledger(sqlite_url) as led:
+        led.import_file(write_rows(event_rows(12), tmp_path / "e.parquet"))
+        member = str(event_rows(12)[4]["member_id"])
+        seq = led.history(member)[0].seq
+    _apply(sqlite_url, ("retype", seq, "choice = CAST(choice AS BLOB)"))
+    with open_ledger(sqlite_url) as led, pytest.raises(LedgerIntegrityError) as info:
+        led.history(member)
+    assert f"event {seq}" in info.value.message and "choice" in info.value.message
+    capsys.readouterr()
+    assert main(["ledger", "history", "--member", member, "--db", sqlite_url]) == 1
+    out = capsys.readouterr()
+    assert "wrong type in choice" in out.err and "internal error" not in out.err and out.out == ""
+
+
 def test_an_empty_ledger_verifies(ledger: Ledger) -> None:
     assert verify_mod._scan(ledger) == verify_mod._walk(ledger) == (0, verify_mod.GENESIS)
     assert ledger.verify().ok

@@ -48,6 +48,24 @@ CHAIN_FIELDS = (
 )
 
 
+# The ledger writes only these types (SQLite would keep a BLOB or a REAL in any column):
+# a row holding another type was changed outside the ledger, whatever its hash says.
+_NULLABLE = frozenset(("policy_version", "idempotency_key"))
+_INTEGER = frozenset(("seq", "recorded_at"))
+
+
+def mistyped_field(row: Sequence[Any]) -> str | None:
+    """The first field of a stored row (``CHAIN_FIELDS`` then ``hash``) whose value has a type
+    the ledger never writes there, or None when every field has its written type."""
+    for name, v in zip((*CHAIN_FIELDS, "hash"), row):
+        if v is None:
+            if name not in _NULLABLE:
+                return name
+        elif type(v) is not (int if name in _INTEGER else str):
+            return name
+    return None
+
+
 def canonical(row: Sequence[Any]) -> bytes:
     """The canonical bytes of a chain row (values in ``CHAIN_FIELDS`` order)."""
     return _dumps(list(row)).encode("utf-8")

@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consentgate.ledger import engine as eng
-from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, CHAIN_FIELDS, canonical_sql, event_hash, hex_digests, utf8_bytes
+from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, CHAIN_FIELDS, canonical_sql, event_hash, hex_digests, mistyped_field, utf8_bytes
 from consentgate.ledger.models import GENESIS, VerifyResult
 from consentgate.ledger.schema import events
 from consentgate.ledger.snapshot import libpq_dsn, optional_module
@@ -231,26 +231,11 @@ def _check(r: Sequence[Any], prev_seq: int, prev_hash: str) -> str | None:
         return _GAP
     if r[10] != prev_hash:
         return _LINK
-    if not _typed_as_written(r) or event_hash(r[:11]) != r[11]:
+    if mistyped_field(r[:12]) is not None or event_hash(r[:11]) != r[11]:
         return _ALTERED
     return None
 
 
-# The ledger writes only these types (SQLite would keep a BLOB or a REAL in any column):
-# a row holding another type was changed outside the ledger, whatever its hash says.
-_NULLABLE = frozenset(i for i, f in enumerate(CHAIN_FIELDS) if f in ("policy_version", "idempotency_key"))
-_INTEGER = frozenset(i for i, f in enumerate(CHAIN_FIELDS) if f in ("seq", "recorded_at"))
-
-
-def _typed_as_written(r: Sequence[Any]) -> bool:
-    """Whether every chain field of row ``r`` has the type the ledger writes there."""
-    for i, v in enumerate(r[:11]):
-        if v is None:
-            if i not in _NULLABLE:
-                return False
-        elif type(v) is not (int if i in _INTEGER else str):
-            return False
-    return type(r[11]) is str
 
 
 # -- Arrow readers --------------------------------------------------------------------

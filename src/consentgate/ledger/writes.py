@@ -30,9 +30,9 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from consentgate.errors import InputError, LedgerError
+from consentgate.errors import InputError, LedgerError, LedgerIntegrityError
 from consentgate.ledger import state
-from consentgate.ledger.chain import event_hash
+from consentgate.ledger.chain import event_hash, mistyped_field
 from consentgate.ledger.engine import PG_LOCK_KEY
 from consentgate.ledger.models import GENESIS, ConsentEventIn, StoredEvent, from_micros, to_micros, utc_now
 
@@ -52,6 +52,12 @@ class Known:
 def stored(row: Sequence[Any]) -> StoredEvent:
     """A ``StoredEvent`` from a row in ``EVENT_COLS`` order (recorded_at in microseconds)."""
     r = tuple(row)
+    wrong = mistyped_field(r)
+    if wrong is not None:
+        raise LedgerIntegrityError(
+            f"event {r[0]} holds a value of the wrong type in {wrong}: the ledger was changed outside consentgate",
+            hint="Run `consentgate ledger verify` and restore the ledger from a backup.", field=wrong,
+        )
     return StoredEvent(
         seq=int(r[0]), event_id=r[1], member_id=r[2], purpose=r[3], scope=r[4], choice=r[5], source=r[6],
         policy_version=r[7], recorded_at=from_micros(int(r[8])), idempotency_key=r[9], prev_hash=r[10], hash=r[11],
