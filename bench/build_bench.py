@@ -94,17 +94,19 @@ def _tree_rss(root: int) -> tuple[int, int]:
             if ppid in tree and pid not in tree:
                 tree.add(pid)
                 changed = True
-    total = biggest = 0
-    for pid in tree:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    rss = int(line.split()[1]) * 1024
-                    total += rss
-                    biggest = max(biggest, rss)
-        except OSError:
-            continue
-    return total, biggest
+    sizes = [rss_of(pid) for pid in tree]
+    return sum(sizes), max(sizes, default=0)
+
+
+def rss_of(pid: int) -> int:
+    """VmRSS of process ``pid`` in bytes (0 when it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def sampled_build(spec: Path, workers: int, sample: Callable[[int, float], None], every: float) -> tuple[float, dict[str, float]]:

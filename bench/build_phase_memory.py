@@ -21,19 +21,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from build_bench import _tree_rss, sampled_build  # noqa: E402
+from build_bench import _tree_rss, rss_of, sampled_build  # noqa: E402
 
 PHASES_LAST_FIRST = ("manifest", "ledger_verify_wait", "write", "decide", "detect", "screen", "sources")
-
-
-def _main_rss(pid: int) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def main() -> None:
@@ -45,7 +35,7 @@ def main() -> None:
     samples: list[tuple[float, int, int]] = []
 
     def sample(pid: int, at: float) -> None:
-        samples.append((at, _tree_rss(pid)[0], _main_rss(pid)))
+        samples.append((at, _tree_rss(pid)[0], rss_of(pid)))
 
     end, timings = sampled_build(spec, args.workers, sample, 0.05)
     bounds: dict[str, tuple[float, float]] = {}

@@ -39,7 +39,7 @@ import pyarrow.parquet as pq
 from consentgate.build.decide import INCLUDED
 from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress, StepConfig
-from consentgate.build.sources import one, open_source, quote_str, streamed
+from consentgate.build.sources import one, open_source, query_failed, quote_str, streamed
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 from consentgate.errors import BuildError
@@ -281,8 +281,7 @@ class DuckDBEngine:
                 writers.close()
             timings["write"] = time.perf_counter() - t0
         except duckdb.Error as exc:
-            raise BuildError(f"the build query failed in DuckDB ({type(exc).__name__})",
-                             hint="Run with --debug for details; check the sources and the policy.") from None
+            raise query_failed(type(exc).__name__) from None
         finally:
             con.close()
         redactions: dict[str, int] = {}

@@ -48,8 +48,13 @@ def streamed(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
     try:
         yield from reader
     except OSError:
-        raise BuildError("the build query failed in DuckDB while its result was read",
-                         hint="Run with --debug for details; check the sources and the policy, and the free memory and disk.") from None
+        raise query_failed("while its result was read") from None
+
+
+def query_failed(detail: str) -> BuildError:
+    """The error for a failed build query: DuckDB's own message is left out (it can quote values)."""
+    return BuildError(f"the build query failed in DuckDB ({detail})",
+                      hint="Run with --debug for details; check the sources and the policy, and the free memory and disk.")
 
 
 def quote_ident(name: str) -> str:

@@ -52,12 +52,13 @@ CHAIN_FIELDS = (
 # a row holding another type was changed outside the ledger, whatever its hash says.
 _NULLABLE = frozenset(("policy_version", "idempotency_key"))
 _INTEGER = frozenset(("seq", "recorded_at"))
+STORED_FIELDS = (*CHAIN_FIELDS, "hash")  # a stored row: the chain fields and the row's own hash
 
 
 def mistyped_field(row: Sequence[Any]) -> str | None:
     """The first field of a stored row (``CHAIN_FIELDS`` then ``hash``) whose value has a type
     the ledger never writes there, or None when every field has its written type."""
-    for name, v in zip((*CHAIN_FIELDS, "hash"), row):
+    for name, v in zip(STORED_FIELDS, row):
         if v is None:
             if name not in _NULLABLE:
                 return name

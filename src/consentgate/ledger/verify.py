@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from consentgate.ledger import engine as eng
-from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, CHAIN_FIELDS, canonical_sql, event_hash, hex_digests, mistyped_field, utf8_bytes
+from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, STORED_FIELDS, canonical_sql, event_hash, hex_digests, mistyped_field, utf8_bytes
 from consentgate.ledger.models import GENESIS, VerifyResult
 from consentgate.ledger.schema import events
 from consentgate.ledger.snapshot import libpq_dsn, optional_module
@@ -47,8 +47,7 @@ from consentgate.ledger.state import check_state
 if TYPE_CHECKING:
     from consentgate.ledger.store import Ledger
 
-_FIELDS = (*CHAIN_FIELDS, "hash")
-_COLS = [events.c[n] for n in _FIELDS]
+_COLS = [events.c[n] for n in STORED_FIELDS]
 # Rows per Arrow batch from SQLite; PostgreSQL's driver sizes its batches by bytes.
 BATCH_ROWS = 100_000
 PG_BATCH_BYTES = 16 << 20
@@ -231,11 +230,9 @@ def _check(r: Sequence[Any], prev_seq: int, prev_hash: str) -> str | None:
         return _GAP
     if r[10] != prev_hash:
         return _LINK
-    if mistyped_field(r[:12]) is not None or event_hash(r[:11]) != r[11]:
+    if mistyped_field(r) is not None or event_hash(r[:11]) != r[11]:
         return _ALTERED
     return None
-
-
 
 
 # -- Arrow readers --------------------------------------------------------------------

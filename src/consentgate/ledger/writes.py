@@ -32,11 +32,11 @@ from sqlalchemy import Connection, text
 
 from consentgate.errors import InputError, LedgerError, LedgerIntegrityError
 from consentgate.ledger import state
-from consentgate.ledger.chain import event_hash, mistyped_field
+from consentgate.ledger.chain import STORED_FIELDS, event_hash, mistyped_field
 from consentgate.ledger.engine import PG_LOCK_KEY
 from consentgate.ledger.models import GENESIS, ConsentEventIn, StoredEvent, from_micros, to_micros, utc_now
 
-EVENT_COLS = ("seq", "event_id", "member_id", "purpose", "scope", "choice", "source", "policy_version", "recorded_at", "idempotency_key", "prev_hash", "hash")
+EVENT_COLS = STORED_FIELDS  # the column order of every stored-row read and insert here
 _HEAD_SQL = "SELECT seq, hash FROM consent_events ORDER BY seq DESC LIMIT 1"
 
 
