@@ -49,10 +49,12 @@ def prepare(folder: Path, records: int, rpm: float, seed: int) -> Path:
         generate_network(members=max(1, int(records / rpm)), seed=seed, out=data, records_per_member=rpm)
         print(f"  generated {records:,} records in {time.perf_counter() - t:.0f} s", flush=True)
     ledger_db = folder / "ledger.db"
-    if not ledger_db.is_file():
+    if ledger_db.is_file():
+        open_ledger(f"sqlite:///{ledger_db}").close()  # migrates a ledger kept from an older consentgate
+    else:
         ledger = open_ledger(f"sqlite:///{ledger_db}")
         ledger.import_file(data / "consent_events.parquet")
-        ledger.publish_policy(PublishedPolicy(**published_fields(load_policy(POLICY))))
+        ledger.publish_policy(PublishedPolicy(**published_fields(load_policy(POLICY))), backfill=True)  # a past-dated example
         ledger.close()
     spec = folder / "spec.yaml"
     spec.write_text(yaml.safe_dump({

@@ -32,7 +32,7 @@ def make_ledger(folder: Path, events: Path, *, publish: bool = True) -> str:
     try:
         ledger.import_file(events)
         if publish:
-            ledger.publish_policy(PublishedPolicy(**published_fields(load_policy(POLICY))))
+            ledger.publish_policy(PublishedPolicy(**published_fields(load_policy(POLICY))), backfill=True)  # dated 2025
     finally:
         ledger.close()
     return url

@@ -38,6 +38,9 @@ def test_demo_build_verifies_and_accounts_for_every_record(built: Path, network:
     assert manifest["counts"]["by_decision"] == {"include": included.num_rows, "exclude": decisions.num_rows - included.num_rows}
     assert manifest["ledger"]["head_seq"] > 0 and len(manifest["ledger"]["head_hash"]) == 64
     assert manifest["policy"]["version"] == "2025.1" and len(manifest["policy"]["sha256"]) == 64
+    publication = manifest["policy"]["publication"]  # the fixture's ledger backfills the 2025-dated example policy
+    assert publication["backfilled"] is True and publication["notice_from"] == publication["published_at"] == "2025-09-18T00:00:00+00:00"
+    assert publication["recorded_at"] > "2026" and "**Backfilled publication:**" in (built / "README.md").read_text()
     assert {i["role"] for i in manifest["inputs"]} == {"records", "members", "policy"}
     assert all(len(o["sha256"]) == 64 for o in manifest["outputs"])
     assert KEY not in (built / "manifest.json").read_text() + (built / "README.md").read_text()

@@ -116,6 +116,17 @@ def test_unpublished_policy(small_network: Path, write_spec: Callable[..., Path]
     _fails(write_spec(tmp_path / "net"), settings, PolicyNotPublishedError, "not published")
 
 
+def test_a_backdated_publication_gets_no_notice_it_did_not_give(small_network: Path, write_spec: Callable[..., Path],
+                                                                  settings: Settings, tmp_path: Path) -> None:
+    """A publication the ledger recorded late (not marked as a backfill) counts its notice from the ledger's record."""
+    import sqlite3
+
+    copy_data(small_network, tmp_path / "net")
+    with sqlite3.connect(tmp_path / "net" / "ledger.db") as db:  # behind the ledger's back: as if published today, unflagged
+        db.execute("UPDATE policy_versions SET backfilled = 0")
+    _fails(write_spec(tmp_path / "net"), settings, PolicyNotPublishedError, "before its notice period ends", "recorded in the ledger")
+
+
 def test_policy_not_in_effect_at_as_of(small_network: Path, write_spec: Callable[..., Path], settings: Settings) -> None:
     _fails(write_spec(small_network, as_of="2025-10-01T00:00:00Z"), settings, PolicyNotPublishedError, "not in effect")
 

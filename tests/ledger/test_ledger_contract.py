@@ -11,6 +11,7 @@ from ledger_helpers import T0, event_rows, write_rows
 
 from consentgate.errors import InputError, LedgerError, PolicyError
 from consentgate.ledger import GENESIS, Ledger, PublishedPolicy, make_event, open_ledger, record_gpc
+from consentgate.ledger.models import PUBLICATION_SLACK, utc_now
 from consentgate.ledger.chain import event_hash
 
 
@@ -101,17 +102,40 @@ def test_gpc_records_deny_for_the_given_scopes(ledger: Ledger) -> None:
 def test_publish_policy_is_idempotent_and_refuses_a_changed_body(ledger: Ledger) -> None:
     pol = PublishedPolicy(name="default", version="2025.1", sha256="a" * 64, published_at=T0,
                           effective_at=T0 + timedelta(days=30), notice_days=30, body="name: default\n")
-    ledger.publish_policy(pol)
-    ledger.publish_policy(pol)
-    assert ledger.published_policy("default", "2025.1") == pol
+    stored = ledger.publish_policy(pol, backfill=True)
+    assert ledger.publish_policy(pol, backfill=True) == stored  # the first record stands
+    assert ledger.published_policy("default", "2025.1") == stored
+    assert stored.model_copy(update={"recorded_at": None, "backfilled": False}) == pol
     assert ledger.published_policy("default", "2024.2") is None
     with pytest.raises(PolicyError, match="another sha256"):
-        ledger.publish_policy(pol.model_copy(update={"sha256": "b" * 64}))
+        ledger.publish_policy(pol.model_copy(update={"sha256": "b" * 64}), backfill=True)
     older = pol.model_copy(update={"version": "2024.10"})
     oldest = pol.model_copy(update={"version": "2024.2"})
-    ledger.publish_policy(older)
-    ledger.publish_policy(oldest)
+    ledger.publish_policy(older, backfill=True)
+    ledger.publish_policy(oldest, backfill=True)
     assert [p.version for p in ledger.published_policies()] == ["2024.2", "2024.10", "2025.1"]
+
+
+def test_a_backdated_publication_is_refused_unless_backfilled_and_the_ledger_records_when(ledger: Ledger) -> None:
+    """A policy published now that claims last year's date gets no notice it did not give."""
+    now = utc_now()
+    old = PublishedPolicy(name="quiet", version="2.0", sha256="c" * 64, published_at=now - timedelta(days=400),
+                          effective_at=now - timedelta(days=300), notice_days=30, body="name: quiet\n")
+    with pytest.raises(PolicyError, match="says it was published .* but the ledger is recording its publication now") as info:
+        ledger.publish_policy(old)
+    assert "--backfill" in (info.value.hint or "")
+    assert ledger.published_policy("quiet", "2.0") is None  # nothing stored
+    back = ledger.publish_policy(old, backfill=True)
+    assert back.backfilled and back.recorded_at is not None and abs(back.recorded_at - now) < timedelta(minutes=5)
+    assert back.notice_from == old.published_at  # a backfill keeps the file's date (and builds say so)
+    assert ledger.published_policy("quiet", "2.0") == back
+    today = old.model_copy(update={"version": "2.1", "published_at": now - timedelta(hours=7),
+                                   "effective_at": now + timedelta(days=30)})
+    fresh = ledger.publish_policy(today)  # dated earlier today: within the slack
+    assert not fresh.backfilled and fresh.notice_from == today.published_at
+    # A record that claims an older date than the ledger saw (written behind its back) counts from the ledger's time.
+    forged = fresh.model_copy(update={"published_at": now - timedelta(days=400)})
+    assert forged.recorded_at is not None and forged.notice_from == forged.recorded_at - PUBLICATION_SLACK
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, text
 
 from consentgate.cli.app import main
 from consentgate.datamodel import CHOICES, PURPOSES, SCOPES, SOURCES
-from consentgate.ledger import Ledger, make_event, open_ledger
+from consentgate.ledger import Ledger, PublishedPolicy, make_event, open_ledger
 from consentgate.ledger import snapshot as snap
 from consentgate.ledger.state import VOCAB_CODES, decode_vocab, encode_vocab
 
@@ -243,3 +243,21 @@ def test_past_snapshot_re_reads_late_members_with_any_characters(ledger: Ledger,
     got = pq.read_table(tmp_path / "past.parquet")
     assert got.equals(from_events(ledger, int(cut.timestamp() * 1_000_000)))
     assert sorted(got.column("member_id").to_pylist()) == sorted(odd) and set(got.column("choice").to_pylist()) == {"grant"}
+
+
+def test_migration_0004_marks_publications_stored_before_it_as_backfilled(ledger_url: str) -> None:
+    """Publications from before the ledger kept their recording time keep working, marked as backfills."""
+    pol = PublishedPolicy(name="p", version="1", sha256="d" * 64, published_at=T0, effective_at=T0 + timedelta(days=30),
+                          notice_days=30, body="name: p\n")
+    with open_ledger(ledger_url) as led:
+        led.publish_policy(pol, backfill=True)
+
+    def back_to_0003(conn: Connection) -> None:
+        conn.execute(text("UPDATE policy_versions SET recorded_at = NULL, backfilled = FALSE"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
+
+    run_sql(ledger_url, back_to_0003)
+    with open_ledger(ledger_url) as led:
+        got = led.published_policy("p", "1")
+    assert got is not None and got.backfilled and got.recorded_at is not None and got.notice_from == T0
+

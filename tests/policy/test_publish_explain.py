@@ -24,13 +24,15 @@ RECOMMENDED = ROOT / "examples" / "policies" / "recommended.yaml"
 
 def test_publish_then_builds_may_use_it_only_from_effective_at(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    assert main(["policy", "publish", str(RECOMMENDED), "--db", url]) == 0
-    assert main(["policy", "publish", str(RECOMMENDED), "--db", url]) == 0  # idempotent
+    assert main(["policy", "publish", str(RECOMMENDED), "--db", url, "--backfill"]) == 0  # dated 2025
+    assert main(["policy", "publish", str(RECOMMENDED), "--db", url]) == 0  # idempotent: the first record stands
     policy = load_policy(RECOMMENDED)
     with open_ledger(url) as ledger:
         stored = ledger.published_policy(policy.name, policy.version)
         assert len(ledger.published_policies()) == 1
     assert stored is not None and stored.sha256 == policy.sha256 and stored.body == RECOMMENDED.read_text()
+    assert stored.backfilled and stored.notice_from == policy.published_at
+    assert "as a backfill" in capsys.readouterr().out
     check_publishable(policy, stored, policy.effective_at)
     with pytest.raises(PolicyNotPublishedError, match="not in effect at 2025-11-02.*takes effect 2025-11-03"):
         check_publishable(policy, stored, policy.effective_at - timedelta(days=1))
@@ -63,8 +65,29 @@ def test_publish_warns_when_effective_is_before_notice_end(tmp_path: Path, capsy
     text = RECOMMENDED.read_text().replace("effective_at: 2025-11-03", "effective_at: 2025-09-20")
     path = tmp_path / "early.yaml"
     path.write_text(text)
-    assert main(["policy", "publish", str(path), "--db", f"sqlite:///{tmp_path / 'l.db'}"]) == 0
+    assert main(["policy", "publish", str(path), "--db", f"sqlite:///{tmp_path / 'l.db'}", "--backfill"]) == 0
     assert "builds will refuse this policy" in capsys.readouterr().out
+
+
+def test_publish_refuses_a_backdated_file_and_stores_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The story's quiet change: a policy published today under last year's date would skip its notice period."""
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    assert main(["policy", "publish", str(RECOMMENDED), "--db", url]) != 0
+    out = capsys.readouterr()
+    assert "Error:" in out.err and "says it was published 2025-09-18" in out.err and "--backfill" in out.err
+    with open_ledger(url) as ledger:
+        assert ledger.published_policies() == []
+
+
+def test_notice_runs_from_when_the_ledger_recorded_the_publication() -> None:
+    """A stored record whose file date is older than the ledger's record counts notice from the ledger's record."""
+    policy = load_policy(RECOMMENDED)
+    recorded = policy.effective_at - timedelta(days=10)  # recorded 10 days before it takes effect; 45 days' notice
+    stored = PublishedPolicy(**published_fields(policy), recorded_at=recorded)
+    with pytest.raises(PolicyNotPublishedError) as info:
+        check_publishable(policy, stored, datetime(2026, 1, 1, tzinfo=UTC))
+    assert "recorded in the ledger 2025-10-23" in info.value.message and "45 days" in info.value.message
+    check_publishable(policy, stored.model_copy(update={"backfilled": True}), datetime(2026, 1, 1, tzinfo=UTC))
 
 
 def _write_dir(tmp_path: Path) -> Path:

@@ -47,6 +47,18 @@ def _explain(reason: str) -> str:
     return _REASON_TEXT.get(reason, "see docs/policy-reference.md")
 
 
+def _publication_lines(pub: dict[str, Any] | None) -> list[str]:
+    """The policy's publication as the ledger records it; a backfilled one is called out."""
+    if not pub:
+        return []
+    lines = [f"- Published `{pub['published_at']}` (recorded in the ledger `{pub['recorded_at']}`), in effect from "
+             f"`{pub['effective_at']}` after {pub['notice_days']} days' notice counted from `{pub['notice_from']}`."]
+    if pub.get("backfilled"):
+        lines.append("- **Backfilled publication:** the ledger recorded this policy after the date it states "
+                     "(`policy publish --backfill`), so its notice period rests on the file's claim, not on the ledger's record.")
+    return lines
+
+
 def render_card(m: dict[str, Any]) -> str:
     """The card for manifest ``m`` (its deterministic keys only)."""
     counts = m["counts"]
@@ -77,7 +89,8 @@ def render_card(m: dict[str, Any]) -> str:
               "the ledger shows, is included; personal data in the text is redacted.", ""]
     lines += ["## Policy", "",
               f"- Policy `{policy['name']}` version `{policy['version']}`, file SHA-256 `{policy['sha256']}`.",
-              "- The build refused to run unless this exact file was published in the ledger and in effect at `as_of`.", ""]
+              "- The build refused to run unless this exact file was published in the ledger and in effect at `as_of`.",
+              *_publication_lines(policy.get("publication")), ""]
     ledger = m["ledger"]
     lines += ["## Consent basis", "",
               f"- Consent state as of `{m['as_of']}`, pinned to ledger head sequence {ledger['head_seq']} "

@@ -195,8 +195,9 @@ def check_as_of(as_of: datetime, started: datetime) -> None:
         )
 
 
-def check_policy(policy: Any, registry_url: str | None, as_of: datetime) -> None:
-    """Refuse a policy that is not published (unchanged) in the registry ledger or not in effect at ``as_of``."""
+def check_policy(policy: Any, registry_url: str | None, as_of: datetime) -> Any:
+    """Refuse a policy that is not published (unchanged) in the registry ledger or not in effect at ``as_of``;
+    return its publication record (``consentgate.ledger.PublishedPolicy``)."""
     from consentgate.ledger import open_ledger
     from consentgate.policy import check_publishable
 
@@ -213,6 +214,7 @@ def check_policy(policy: Any, registry_url: str | None, as_of: datetime) -> None
     finally:
         ledger.close()
     check_publishable(policy, published, as_of)
+    return published
 
 
 def resolve_scope(spec: BuildSpec, policy: Any, settings: Settings) -> tuple[str, str | None]:
@@ -281,6 +283,7 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             pinned = pin_consent(spec, as_of, work, background=True)
             pinned_s = time.perf_counter() - t0
             try:
+                published = check_policy(policy, pinned.registry_url, as_of)
                 result = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pinned, tmp, n_workers, sink)
             except BaseException:
                 if pinned.check is not None:
@@ -295,7 +298,7 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             shutil.rmtree(work)
             sink.phase("manifest", None)
             t1 = time.perf_counter()
-            manifest = _manifest(spec, policy, scope, recipient, as_of, pinned, strategies, result, eng.name, inputs, tmp)
+            manifest = _manifest(spec, policy, published, scope, recipient, as_of, pinned, strategies, result, eng.name, inputs, tmp)
             (tmp / CARD).write_text(render_card(manifest), encoding="utf-8")
             manifest["outputs"] = _outputs(tmp, n_workers)
             timings.update(result.timings)
@@ -313,12 +316,11 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
 
 def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datetime, strategies: dict[str, str], key: bytes | None,
                 settings: Settings, pinned: PinnedConsent, tmp: Path, n_workers: int, sink: Progress) -> EngineResult:
-    """Check the policy against the pinned registry, compile the plan and run it on ``eng``."""
+    """Compile the plan (the policy was checked against the pinned registry) and run it on ``eng``."""
     from consentgate.build.decide import CANDIDATES, NO_TOPICS
     from consentgate.policy import SqlTables, compile_policy, compile_sql
 
     t0 = time.perf_counter()
-    check_policy(policy, pinned.registry_url, as_of)
     screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS), output="mask", extras=True)
     decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
     plan = BuildPlan(
@@ -374,7 +376,17 @@ def _file_rows(role: str, path: Path, result: EngineResult, pinned: PinnedConsen
     return None
 
 
-def _manifest(spec: BuildSpec, policy: Any, scope: str, recipient: str | None, as_of: datetime, pinned: PinnedConsent,
+def _publication(published: Any) -> dict[str, Any]:
+    """What the ledger holds of the policy's publication: the file's dates and the ledger's own record of it."""
+    return {
+        "published_at": published.published_at.isoformat(), "effective_at": published.effective_at.isoformat(),
+        "notice_days": published.notice_days, "notice_from": published.notice_from.isoformat(),
+        "recorded_at": published.recorded_at.isoformat() if published.recorded_at is not None else None,
+        "backfilled": published.backfilled,
+    }
+
+
+def _manifest(spec: BuildSpec, policy: Any, published: Any, scope: str, recipient: str | None, as_of: datetime, pinned: PinnedConsent,
               strategies: dict[str, str], result: EngineResult, engine: str,
               inputs: list[tuple[str, Path, Future[str]]], tmp: Path) -> dict[str, Any]:
     import duckdb
@@ -390,7 +402,8 @@ def _manifest(spec: BuildSpec, policy: Any, scope: str, recipient: str | None, a
         "format": FORMAT,
         "name": spec.name,
         "spec": {"sha256": spec.sha256, "path": _relative(spec.path, base) if spec.path else None},
-        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256, "purpose": policy.purpose},
+        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256, "purpose": policy.purpose,
+                   "publication": _publication(published)},
         "scope": scope,
         "recipient": recipient,
         "as_of": as_of.isoformat(),

@@ -73,27 +73,34 @@ def _print_findings(file: Path, name: str, version: str, findings: list, failed:
 def publish(
     file: FileArg,
     db: Annotated[Optional[str], typer.Option("--db", help="Ledger database URL (default: setting db_url / CONSENTGATE_DB_URL).")] = None,
+    backfill: Annotated[bool, typer.Option(
+        "--backfill", help="Record a publication that happened before this ledger knew of it: its past published_at is "
+        "accepted, and every build under it says in its manifest that the date is the file's claim.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Store FILE's name, version, SHA-256, published_at, effective_at, notice_days and text in the ledger.
 
-    Idempotent for the same file; a different file under an already published name+version is refused.
-    Builds refuse a policy that is unpublished or whose effective_at is before published_at + notice_days.
+    The ledger also records when it stored the publication. Notice runs from then: a published_at
+    more than a day in the past is refused unless --backfill. Idempotent for the same file (the first
+    record stands); a different file under an already published name+version is refused.
+    Builds refuse a policy that is unpublished or whose effective_at is before the end of its notice period.
     """
     from consentgate.ledger import PublishedPolicy, open_ledger
     from consentgate.policy import load_policy, published_fields
 
     policy = load_policy(file)
-    record = PublishedPolicy(**published_fields(policy))
     with open_ledger(settings(db_url=db).db_url, create=True) as ledger:
-        ledger.publish_policy(record)
-    notice_end = policy.published_at + timedelta(days=policy.notice_days)
+        stored = ledger.publish_policy(PublishedPolicy(**published_fields(policy)), backfill=backfill)
+    notice_end = stored.notice_from + timedelta(days=stored.notice_days)
+    recorded = stored.recorded_at.isoformat() if stored.recorded_at is not None else None
     if json_out:
-        print_json({k: v for k, v in published_fields(policy).items() if k != "body"} | {"notice_end": notice_end.isoformat()})
+        print_json({k: v for k, v in published_fields(policy).items() if k != "body"}
+                   | {"recorded_at": recorded, "backfilled": stored.backfilled, "notice_end": notice_end.isoformat()})
         return
     console.print(
         f"Published {policy.name} {policy.version} (sha256 {policy.sha256[:16]}...): published_at {policy.published_at.isoformat()}, "
-        f"effective_at {policy.effective_at.isoformat()}, notice {policy.notice_days} days (ends {notice_end.isoformat()})",
+        f"effective_at {policy.effective_at.isoformat()}, notice {policy.notice_days} days (ends {notice_end.isoformat()}); "
+        f"recorded in the ledger {recorded}{' as a backfill' if stored.backfilled else ''}",
         markup=False, soft_wrap=True,
     )
     if policy.effective_at < notice_end:

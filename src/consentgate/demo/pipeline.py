@@ -135,4 +135,6 @@ def _publish(ledger: Any, policy: Any) -> None:
     from consentgate.ledger import PublishedPolicy
     from consentgate.policy import published_fields
 
-    ledger.publish_policy(PublishedPolicy(**published_fields(policy)))
+    # The synthetic network's history is dated in the past, and so are the example policies:
+    # their publication is recorded as a backfill, and the demo's dataset card says so.
+    ledger.publish_policy(PublishedPolicy(**published_fields(policy)), backfill=True)

@@ -26,7 +26,7 @@ from consentgate.errors import LedgerError
 
 # Key of the PostgreSQL advisory lock that serialises ledger writers ("cgledger" in ASCII).
 PG_LOCK_KEY = 0x6367_6C65_6467_6572 & 0x7FFF_FFFF_FFFF_FFFF
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 _BEGIN_OPTION = "consentgate_begin"
 
 

@@ -191,8 +191,19 @@ class VerifyResult:
         return d
 
 
+# How far a policy's own ``published_at`` may lie before the moment the ledger records its
+# publication: policy files give dates (midnight UTC), so one published during its stated day
+# must pass. A larger gap is a backdated publication (see ``PublishedPolicy.notice_from``).
+PUBLICATION_SLACK = timedelta(days=1)
+
+
 class PublishedPolicy(BaseModel):
-    """A policy version as published in the ledger (`consentgate policy publish`)."""
+    """A policy version as published in the ledger (`consentgate policy publish`).
+
+    ``published_at`` is what the policy file says; ``recorded_at`` is when the ledger
+    stored it (its own clock; None on a record not yet stored), and ``backfilled`` marks a
+    publication recorded after the fact on purpose (``policy publish --backfill``).
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -203,13 +214,34 @@ class PublishedPolicy(BaseModel):
     effective_at: datetime
     notice_days: int
     body: str
+    recorded_at: datetime | None = None
+    backfilled: bool = False
 
-    @field_validator("published_at", "effective_at")
+    @field_validator("published_at", "effective_at", "recorded_at")
     @classmethod
-    def _aware(cls, v: datetime) -> datetime:
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is None:
+            return None
         if v.tzinfo is None or v.utcoffset() is None:
             raise ValueError("timestamp has no timezone")
         return v.astimezone(timezone.utc)
+
+    @property
+    def notice_from(self) -> datetime:
+        """When the notice period started, as far as the ledger can tell.
+
+        The policy's own ``published_at``, but never more than ``PUBLICATION_SLACK``
+        before the ledger recorded the publication: a policy published today that
+        claims last year's date gets no notice period it did not give. A backfilled
+        publication keeps its stated date (builds under it say so in their manifest).
+        """
+        if self.backfilled or self.recorded_at is None:
+            return self.published_at
+        return max(self.published_at, self.recorded_at - PUBLICATION_SLACK)
+
+    def backdated(self, at: datetime) -> bool:
+        """Whether ``published_at`` lies more than ``PUBLICATION_SLACK`` before ``at``."""
+        return self.published_at < at - PUBLICATION_SLACK
 
     @field_validator("sha256")
     @classmethod

@@ -8,7 +8,7 @@ hash chain (``consentgate.ledger.chain``) makes any later change detectable.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint, false
 
 metadata = MetaData()
 
@@ -41,6 +41,10 @@ policy_versions = Table(
     Column("effective_at", BigInteger, nullable=False),
     Column("notice_days", Integer, nullable=False),
     Column("body", Text, nullable=False),
+    # When the ledger stored the publication (its clock, microseconds), and whether it was
+    # recorded after the fact on purpose (``policy publish --backfill``); migration 0004.
+    Column("recorded_at", BigInteger, nullable=True),
+    Column("backfilled", Boolean, nullable=False, server_default=false()),
 )
 
 # Current state, maintained in the same transaction as every append (consentgate.ledger.state):

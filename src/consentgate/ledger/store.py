@@ -29,6 +29,7 @@ from consentgate.ledger.models import (
     VerifyResult,
     from_micros,
     to_micros,
+    utc_now,
 )
 from consentgate.ledger.schema import events, policy_versions
 
@@ -94,8 +95,16 @@ class Ledger:
         table = read_events(Path(path))
         return append_table(self, table, source_file=str(path))
 
-    def publish_policy(self, policy: PublishedPolicy) -> None:
-        """Publish a policy version; idempotent for the same sha256, ``PolicyError`` for another one."""
+    def publish_policy(self, policy: PublishedPolicy, *, backfill: bool = False) -> PublishedPolicy:
+        """Publish a policy version and return it as stored (with the ledger's ``recorded_at``).
+
+        Idempotent for the same sha256 (the first record stands); ``PolicyError`` for another
+        one. A ``published_at`` more than ``PUBLICATION_SLACK`` before now is refused unless
+        ``backfill``: the ledger witnesses when a policy is published, and a backdated file
+        would claim a notice period that was never given. ``backfill`` records a publication
+        that happened before this ledger knew of it; it is marked so, and builds say so.
+        """
+        recorded = utc_now()
         with eng.write_transaction(self._engine) as conn:
             existing = _policy(conn, policy.name, policy.version)
             if existing is not None:
@@ -105,11 +114,23 @@ class Ledger:
                         hint="Give the changed policy a new version number; a published version never changes.",
                         name=policy.name, version=policy.version,
                     )
-                return
+                return existing
+            if policy.backdated(recorded) and not backfill:
+                raise PolicyError(
+                    f"policy {policy.name!r} version {policy.version} says it was published {policy.published_at.date().isoformat()}, "
+                    f"but the ledger is recording its publication now ({recorded.date().isoformat()})",
+                    hint="Set published_at to today (notice runs from when the ledger records the publication), or, for a "
+                         "publication that really happened before this ledger existed, publish with --backfill: builds then "
+                         "state in their manifest that the date is the file's claim.",
+                    name=policy.name, version=policy.version, field="published_at",
+                )
+            stored = policy.model_copy(update={"recorded_at": recorded, "backfilled": backfill})
             conn.execute(policy_versions.insert().values(
                 name=policy.name, version=policy.version, sha256=policy.sha256, published_at=to_micros(policy.published_at),
                 effective_at=to_micros(policy.effective_at), notice_days=policy.notice_days, body=policy.body,
+                recorded_at=to_micros(recorded), backfilled=backfill,
             ))
+        return stored
 
     # -- reads -----------------------------------------------------------------
     def head(self) -> tuple[int, str]:
@@ -188,4 +209,5 @@ def _policy_from_row(r: Row[Any]) -> PublishedPolicy:
     return PublishedPolicy(
         name=m["name"], version=m["version"], sha256=m["sha256"], published_at=from_micros(m["published_at"]),
         effective_at=from_micros(m["effective_at"]), notice_days=int(m["notice_days"]), body=m["body"],
+        recorded_at=None if m["recorded_at"] is None else from_micros(m["recorded_at"]), backfilled=bool(m["backfilled"]),
     )

@@ -1,8 +1,8 @@
 """Publication and change control: may a build use this policy at this time?
 
 Owns ``check_publishable`` (refuses an unpublished policy, one whose file differs
-from what was published, one whose ``effective_at`` is earlier than
-``published_at + notice_days``, and a build before ``effective_at``) and
+from what was published, one whose ``effective_at`` is earlier than the end of its
+notice period, and a build before ``effective_at``) and
 ``published_fields`` (the values ``policy publish`` stores in the ledger).
 The ledger's ``PublishedPolicy`` is accepted structurally so this module does not
 depend on the ledger package.
@@ -32,6 +32,12 @@ class PublishedPolicyLike(Protocol):
     def effective_at(self) -> datetime: ...
     @property
     def notice_days(self) -> int: ...
+    @property
+    def recorded_at(self) -> datetime | None: ...
+    @property
+    def backfilled(self) -> bool: ...
+    @property
+    def notice_from(self) -> datetime: ...
 
 
 def _day(value: datetime) -> str:
@@ -52,12 +58,15 @@ def check_publishable(policy: Policy, published: PublishedPolicyLike | None, at:
             hint="Give a changed policy a new version and publish it; a published version never changes.",
             policy=policy.name, version=policy.version,
         )
-    notice_end = published.published_at + timedelta(days=published.notice_days)
+    # Notice runs from when the ledger recorded the publication, not from the date the file
+    # claims (``PublishedPolicy.notice_from``): a backdated file cannot shorten it.
+    notice_end = published.notice_from + timedelta(days=published.notice_days)
     if published.effective_at < notice_end:
+        start = "published" if published.notice_from == published.published_at else "recorded in the ledger"
         raise PolicyNotPublishedError(
-            f"{label} takes effect {_day(published.effective_at)}, before its notice period ends: published "
-            f"{_day(published.published_at)} + {published.notice_days} days = {_day(notice_end)}",
-            hint="Publish a new version whose effective_at is at least published_at + notice_days.",
+            f"{label} takes effect {_day(published.effective_at)}, before its notice period ends: {start} "
+            f"{_day(published.notice_from)} + {published.notice_days} days = {_day(notice_end)}",
+            hint="Publish a new version whose effective_at is at least its publication + notice_days.",
             policy=policy.name, version=policy.version,
         )
     if at < published.effective_at:
