@@ -392,6 +392,16 @@ class HyperscanScanner:
             parts.append(Hits(pid[ok], s[ok], e[ok]))
         return _concat(parts + short_parts)
 
+    def scan_raw(self, buf: bytes, handler: Callable[..., Any] | None) -> None:
+        """Run each database over ``buf`` exactly as ``scan`` does, handing every match to ``handler``
+        (None: Hyperscan finds the matches but reports none). Measures what the binding itself
+        costs (``bench/detect_vs_presidio.py``); detection uses ``scan``."""
+        lit_buf = _SPACE_NON_WORD[np.frombuffer(buf, dtype=np.uint8)].tobytes() if self._edge else buf
+        if self._regex_db is not None:
+            self._regex_db.scan(buf, match_event_handler=handler)
+        for lit_db in self._lit_dbs:
+            lit_db.scan(lit_buf, match_event_handler=handler)
+
 
 @dataclass
 class _LiteralBytes:
