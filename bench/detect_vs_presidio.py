@@ -393,7 +393,8 @@ def main() -> None:
     lines += ["", f"load average at end {_load()} ({time.strftime('%H:%M', time.gmtime())} UTC)"]
     print("\n".join(lines[mark:]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    earlier = args.out.read_text(encoding="utf-8") if args.out.is_file() else ""
+    args.out.write_text("\n".join(lines) + "\n" + ("\n" + earlier if earlier else ""), encoding="utf-8")  # latest run first
     print(f"\nwrote {args.out}")
 
 
