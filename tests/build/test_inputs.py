@@ -124,7 +124,7 @@ def test_a_backdated_publication_gets_no_notice_it_did_not_give(small_network: P
     copy_data(small_network, tmp_path / "net")
     with sqlite3.connect(tmp_path / "net" / "ledger.db") as db:  # behind the ledger's back: as if published today, unflagged
         db.execute("UPDATE policy_versions SET backfilled = 0")
-    _fails(write_spec(tmp_path / "net"), settings, PolicyNotPublishedError, "before its notice period ends", "recorded in the ledger")
+    _fails(write_spec(tmp_path / "net"), settings, PolicyNotPublishedError, "before its notice period ends", "the ledger recorded the publication")
 
 
 def test_policy_not_in_effect_at_as_of(small_network: Path, write_spec: Callable[..., Path], settings: Settings) -> None:

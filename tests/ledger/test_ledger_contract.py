@@ -133,6 +133,8 @@ def test_a_backdated_publication_is_refused_unless_backfilled_and_the_ledger_rec
                                    "effective_at": now + timedelta(days=30)})
     fresh = ledger.publish_policy(today)  # dated earlier today: within the slack
     assert not fresh.backfilled and fresh.notice_from == today.published_at
+    flagged = ledger.publish_policy(today.model_copy(update={"version": "2.2"}), backfill=True)
+    assert not flagged.backfilled  # a file dated today is no backfill, whatever the flag says
     # A record that claims an older date than the ledger saw (written behind its back) counts from the ledger's time.
     forged = fresh.model_copy(update={"published_at": now - timedelta(days=400)})
     assert forged.recorded_at is not None and forged.notice_from == forged.recorded_at - PUBLICATION_SLACK

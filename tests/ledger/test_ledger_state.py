@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_helpers import T0, event_rows, ledger_per_backend, run_sql, write_rows
 from sqlalchemy import Connection, text
+from sqlalchemy.exc import IntegrityError
 
 from consentgate.cli.app import main
 from consentgate.datamodel import CHOICES, PURPOSES, SCOPES, SOURCES
@@ -252,12 +253,19 @@ def test_migration_0004_marks_publications_stored_before_it_as_backfilled(ledger
     with open_ledger(ledger_url) as led:
         led.publish_policy(pol, backfill=True)
 
-    def back_to_0003(conn: Connection) -> None:
-        conn.execute(text("UPDATE policy_versions SET recorded_at = NULL, backfilled = FALSE"))
+    def back_to_0003(conn: Connection) -> None:  # the table as revision 0003 left it
+        conn.execute(text("ALTER TABLE policy_versions DROP COLUMN backfilled"))
+        conn.execute(text("ALTER TABLE policy_versions DROP COLUMN recorded_at"))
         conn.execute(text("UPDATE alembic_version SET version_num = '0003'"))
 
     run_sql(ledger_url, back_to_0003)
     with open_ledger(ledger_url) as led:
         got = led.published_policy("p", "1")
-    assert got is not None and got.backfilled and got.recorded_at is not None and got.notice_from == T0
+        assert got is not None and got.backfilled and got.recorded_at is not None and got.notice_from == T0
+        assert led.publish_policy(pol.model_copy(update={"version": "2"}), backfill=True).backfilled  # writes work after it
 
+    def blank_recorded_at(conn: Connection) -> None:
+        conn.execute(text("UPDATE policy_versions SET recorded_at = NULL"))
+
+    with pytest.raises(IntegrityError):  # every publication keeps the ledger's record of it
+        run_sql(ledger_url, blank_recorded_at)

@@ -86,7 +86,9 @@ def test_notice_runs_from_when_the_ledger_recorded_the_publication() -> None:
     stored = PublishedPolicy(**published_fields(policy), recorded_at=recorded)
     with pytest.raises(PolicyNotPublishedError) as info:
         check_publishable(policy, stored, datetime(2026, 1, 1, tzinfo=UTC))
-    assert "recorded in the ledger 2025-10-23" in info.value.message and "45 days" in info.value.message
+    message = info.value.message
+    assert "the ledger recorded the publication 2025-10-24T00:00:00+00:00" in message and "counted from 2025-10-22T12:00" in message
+    assert "45 days = 2025-12-06T12:00" in message
     check_publishable(policy, stored.model_copy(update={"backfilled": True}), datetime(2026, 1, 1, tzinfo=UTC))
 
 

@@ -284,6 +284,7 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             pinned_s = time.perf_counter() - t0
             try:
                 published = check_policy(policy, pinned.registry_url, as_of)
+                pinned_s = time.perf_counter() - t0  # pinning and the policy check count as ``prepare``
                 result = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pinned, tmp, n_workers, sink)
             except BaseException:
                 if pinned.check is not None:

@@ -80,9 +80,9 @@ def publish(
 ) -> None:
     """Store FILE's name, version, SHA-256, published_at, effective_at, notice_days and text in the ledger.
 
-    The ledger also records when it stored the publication. Notice runs from then: a published_at
-    more than a day in the past is refused unless --backfill. Idempotent for the same file (the first
-    record stands); a different file under an already published name+version is refused.
+    The ledger also records when it stored the publication, and notice cannot start more than 36 hours
+    before that: a published_at further in the past is refused unless --backfill. Idempotent for the same
+    file (the first record stands); a different file under an already published name+version is refused.
     Builds refuse a policy that is unpublished or whose effective_at is before the end of its notice period.
     """
     from consentgate.ledger import PublishedPolicy, open_ledger

@@ -372,7 +372,7 @@ class HyperscanScanner:
                 s = s + lead_len(arr[s])
                 e = e - last_char_len(arr, e)
                 parts.append(Hits(pid, s, e))
-        lit_buf = _SPACE_NON_WORD[arr].tobytes() if self._edge else buf
+        lit_buf = self.literal_buffer(buf)
         short_parts: list[Hits] = []
         for lit_db in self._lit_dbs:
             raw = _collect(lit_db, lit_buf)
@@ -392,11 +392,14 @@ class HyperscanScanner:
             parts.append(Hits(pid[ok], s[ok], e[ok]))
         return _concat(parts + short_parts)
 
-    def scan_raw(self, buf: bytes, handler: Callable[..., Any] | None) -> None:
-        """Run each database over ``buf`` exactly as ``scan`` does, handing every match to ``handler``
-        (None: Hyperscan finds the matches but reports none). Measures what the binding itself
-        costs (``bench/detect_vs_presidio.py``); detection uses ``scan``."""
-        lit_buf = _SPACE_NON_WORD[np.frombuffer(buf, dtype=np.uint8)].tobytes() if self._edge else buf
+    def literal_buffer(self, buf: bytes) -> bytes:
+        """What the literal databases scan: ``buf`` with every non-word byte a space (their edges are checked inside Hyperscan)."""
+        return _SPACE_NON_WORD[np.frombuffer(buf, dtype=np.uint8)].tobytes() if self._edge else buf
+
+    def scan_raw(self, buf: bytes, lit_buf: bytes, handler: Callable[..., Any] | None) -> None:
+        """Run the regex database over ``buf`` and the literal ones over ``lit_buf`` (``literal_buffer(buf)``),
+        handing every match to ``handler`` (None: Hyperscan finds the matches but reports none).
+        Measures what the binding itself costs (``bench/detect_vs_presidio.py``); detection uses ``scan``."""
         if self._regex_db is not None:
             self._regex_db.scan(buf, match_event_handler=handler)
         for lit_db in self._lit_dbs:

@@ -192,17 +192,19 @@ class VerifyResult:
 
 
 # How far a policy's own ``published_at`` may lie before the moment the ledger records its
-# publication: policy files give dates (midnight UTC), so one published during its stated day
-# must pass. A larger gap is a backdated publication (see ``PublishedPolicy.notice_from``).
-PUBLICATION_SLACK = timedelta(days=1)
+# publication: policy files give dates (midnight UTC), and one published on its stated day
+# anywhere on Earth (UTC-12 ends 36 hours after that midnight) must pass. A larger gap is a
+# backdated publication (see ``PublishedPolicy.notice_from``).
+PUBLICATION_SLACK = timedelta(hours=36)
 
 
 class PublishedPolicy(BaseModel):
     """A policy version as published in the ledger (`consentgate policy publish`).
 
     ``published_at`` is what the policy file says; ``recorded_at`` is when the ledger
-    stored it (its own clock; None on a record not yet stored), and ``backfilled`` marks a
-    publication recorded after the fact on purpose (``policy publish --backfill``).
+    stored it (the publishing process's clock, as for events written without a time; None
+    on a record not yet stored), and ``backfilled`` marks a backdated publication recorded
+    after the fact on purpose (``policy publish --backfill``).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

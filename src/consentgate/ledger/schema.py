@@ -43,7 +43,7 @@ policy_versions = Table(
     Column("body", Text, nullable=False),
     # When the ledger stored the publication (its clock, microseconds), and whether it was
     # recorded after the fact on purpose (``policy publish --backfill``); migration 0004.
-    Column("recorded_at", BigInteger, nullable=True),
+    Column("recorded_at", BigInteger, nullable=False),
     Column("backfilled", Boolean, nullable=False, server_default=false()),
 )
 

@@ -102,10 +102,10 @@ class Ledger:
         one. A ``published_at`` more than ``PUBLICATION_SLACK`` before now is refused unless
         ``backfill``: the ledger witnesses when a policy is published, and a backdated file
         would claim a notice period that was never given. ``backfill`` records a publication
-        that happened before this ledger knew of it; it is marked so, and builds say so.
+        that happened before this ledger knew of it; a backdated one is marked so, and builds say so.
         """
-        recorded = utc_now()
         with eng.write_transaction(self._engine) as conn:
+            recorded = utc_now()  # under the writer lock: waiting for it cannot widen the slack
             existing = _policy(conn, policy.name, policy.version)
             if existing is not None:
                 if existing.sha256 != policy.sha256:
@@ -119,16 +119,17 @@ class Ledger:
                 raise PolicyError(
                     f"policy {policy.name!r} version {policy.version} says it was published {policy.published_at.date().isoformat()}, "
                     f"but the ledger is recording its publication now ({recorded.date().isoformat()})",
-                    hint="Set published_at to today (notice runs from when the ledger records the publication), or, for a "
-                         "publication that really happened before this ledger existed, publish with --backfill: builds then "
-                         "state in their manifest that the date is the file's claim.",
+                    hint="Set published_at to today's date (notice runs from when the ledger records the publication), or, "
+                         "for a publication that really happened before this ledger existed, publish with --backfill "
+                         "(backfill=True in Python): builds then state in their manifest that the date is the file's claim.",
                     name=policy.name, version=policy.version, field="published_at",
                 )
-            stored = policy.model_copy(update={"recorded_at": recorded, "backfilled": backfill})
+            backfilled = backfill and policy.backdated(recorded)  # a file dated today is no backfill, flag or not
+            stored = policy.model_copy(update={"recorded_at": recorded, "backfilled": backfilled})
             conn.execute(policy_versions.insert().values(
                 name=policy.name, version=policy.version, sha256=policy.sha256, published_at=to_micros(policy.published_at),
                 effective_at=to_micros(policy.effective_at), notice_days=policy.notice_days, body=policy.body,
-                recorded_at=to_micros(recorded), backfilled=backfill,
+                recorded_at=to_micros(recorded), backfilled=backfilled,
             ))
         return stored
 

@@ -62,10 +62,14 @@ def check_publishable(policy: Policy, published: PublishedPolicyLike | None, at:
     # claims (``PublishedPolicy.notice_from``): a backdated file cannot shorten it.
     notice_end = published.notice_from + timedelta(days=published.notice_days)
     if published.effective_at < notice_end:
-        start = "published" if published.notice_from == published.published_at else "recorded in the ledger"
+        if published.notice_from == published.published_at or published.recorded_at is None:
+            start = f"published {_day(published.notice_from)}"
+        else:  # the file claims an earlier date than the ledger saw
+            start = (f"counted from {_day(published.notice_from)} (the ledger recorded the publication "
+                     f"{_day(published.recorded_at)}; a file's date may precede that by 36 hours at most)")
         raise PolicyNotPublishedError(
             f"{label} takes effect {_day(published.effective_at)}, before its notice period ends: {start} "
-            f"{_day(published.notice_from)} + {published.notice_days} days = {_day(notice_end)}",
+            f"+ {published.notice_days} days = {_day(notice_end)}",
             hint="Publish a new version whose effective_at is at least its publication + notice_days.",
             policy=policy.name, version=policy.version,
         )

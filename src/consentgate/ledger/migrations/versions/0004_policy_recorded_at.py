@@ -35,6 +35,9 @@ def upgrade() -> None:
     now_us = time.time_ns() // 1000
     op.execute(sa.text("UPDATE policy_versions SET recorded_at = :now, backfilled = :yes WHERE recorded_at IS NULL")
                .bindparams(now=now_us, yes=True))
+    # Every publication from now on has the ledger's record of it (a row without one would have no witness).
+    with op.batch_alter_table("policy_versions") as batch:
+        batch.alter_column("recorded_at", existing_type=sa.BigInteger(), nullable=False)
 
 
 def downgrade() -> None:
