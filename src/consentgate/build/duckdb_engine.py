@@ -49,6 +49,7 @@ _MEMORY_MAIN = "768MB"
 _MEMORY_WORKER = "512MB"
 _MEMORY_DECIDE = "768MB"
 _MEMORY_DETECT = "256MB"
+SLOW_START_S = 5.0  # no detection result after this long: the workers are building their detector (``_Runner.map_bounded``)
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
 
@@ -178,27 +179,61 @@ class _Runner:
         else:
             init_worker(member_names)
 
-    def map_bounded(self, fn: Callable[..., Any], jobs: Iterator[tuple[Any, ...]], on_done: Callable[[Any], None]) -> None:
+    def map_bounded(self, fn: Callable[..., Any], jobs: Iterator[tuple[Any, ...]], on_done: Callable[[Any], None],
+                    on_slow_start: Callable[[], None] | None = None) -> None:
+        """Run ``fn`` over ``jobs`` with at most two per worker in flight, calling ``on_done`` with each result.
+
+        ``on_slow_start`` is called once if the pool has returned no result ``SLOW_START_S``
+        seconds after the first job went in (workers building a detector, say).
+        """
         if self.pool is None:
             for args in jobs:
                 on_done(fn(*args))
             return
         pending: set[Future[Any]] = set()
-        for args in jobs:
-            if len(pending) >= 2 * self.workers:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    on_done(f.result())
-            pending.add(self.pool.submit(fn, *args))
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        started: float | None = None
+        slow = on_slow_start
+
+        def collect() -> None:
+            nonlocal pending, slow
+            timeout = None if slow is None or started is None else max(0.0, started + SLOW_START_S - time.perf_counter())
+            done, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            if slow is not None and not done:
+                slow()  # nothing back yet, long after the first job: say why the bar stands still
+            slow = None  # once only: after a result or the notice
             for f in done:
                 on_done(f.result())
+
+        for args in jobs:
+            while len(pending) >= 2 * self.workers:
+                collect()
+            pending.add(self.pool.submit(fn, *args))
+            started = started if started is not None else time.perf_counter()
+        while pending:
+            collect()
 
     def close(self) -> None:
         if self.pool is not None:
             # Results are all in; the workers exit on their own (waiting adds their exit time to the build).
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _DetectProgress:
+    """The detect phase's bar, with a phase of its own while the workers prepare their detector
+    (a new member directory compiles its names first: about 40 s per million, once, then cached)."""
+
+    def __init__(self, progress: Progress, total: int) -> None:
+        self.progress, self.total, self.waiting = progress, total, False
+
+    def preparing(self) -> None:
+        self.progress.phase("prepare detector (a new member directory compiles once, then is cached)", None)
+        self.waiting = True
+
+    def advance(self, n: int) -> None:
+        if self.waiting:
+            self.progress.phase("detect", self.total)
+            self.waiting = False
+        self.progress.advance(n)
 
 
 class DuckDBEngine:
@@ -251,7 +286,8 @@ class DuckDBEngine:
                 cols = ", ".join(f"r.{quote_ident_simple(c)}" for c in DETECT_SCHEMA.names)
                 reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
                 jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(streamed(reader)))
-                runner.map_bounded(annotate_part, jobs, progress.advance)
+                shown = _DetectProgress(progress, candidates)
+                runner.map_bounded(annotate_part, jobs, shown.advance, on_slow_start=shown.preparing)
                 reader.close()
                 timings["detect"] = time.perf_counter() - t0
             finally:
