@@ -86,6 +86,23 @@ def test_tampering_is_found_at_the_first_bad_seq(ledger: Ledger, ledger_url: str
     assert f"broken at seq {bad_seq}" in err
 
 
+def test_snapshot_cli_writes_nothing_from_a_tampered_ledger(ledger: Ledger, ledger_url: str, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """`ledger snapshot` verifies first: a snapshot as of now reads the maintained state, which tampering can change."""
+    ledger.import_file(write_rows(event_rows(40), tmp_path / "e.parquet"))
+    out = tmp_path / "s.parquet"
+    assert main(["ledger", "snapshot", "--db", ledger_url, "--out", str(out)]) == 0 and out.is_file()
+    out.unlink()
+    run_sql(ledger_url, lambda c: c.execute(text("UPDATE consent_state SET choice = 'grant' WHERE choice = 'deny'")))
+    capsys.readouterr()
+    assert main(["ledger", "snapshot", "--db", ledger_url, "--out", str(out)]) == 1  # the state table alone
+    assert "ledger state does not match its events" in capsys.readouterr().err and not out.exists()
+    run_sql(ledger_url, _change)
+    assert main(["ledger", "snapshot", "--db", ledger_url, "--out", str(out)]) == 1  # the chain
+    assert "broken at seq 17" in capsys.readouterr().err and not out.exists()
+    assert main(["ledger", "snapshot", "--db", ledger_url, "--out", str(out), "--no-verify"]) == 0 and out.is_file()
+
+
 def test_tampering_the_first_event(ledger: Ledger, ledger_url: str, tmp_path: Path) -> None:
     ledger.import_file(write_rows(event_rows(5), tmp_path / "e.parquet"))
     run_sql(ledger_url, lambda c: c.execute(text("UPDATE consent_events SET prev_hash = :h WHERE seq = 1"), {"h": "f" * 64}))

@@ -16,7 +16,7 @@ from consentgate.cli.common import console, parse_time_option, print_json, setti
 from consentgate.errors import LedgerIntegrityError, UnknownMemberError
 
 if TYPE_CHECKING:
-    from consentgate.ledger import Ledger
+    from consentgate.ledger import Ledger, VerifyResult
 
 app = typer.Typer(
     help="Consent ledger: record, import, show, history, snapshot and verify members' AI-training choices.",
@@ -135,16 +135,33 @@ def history(member: MemberOpt, db: DbOpt = None, as_json: JsonOpt = False) -> No
     )
 
 
+def _refuse_tampered(res: VerifyResult) -> None:
+    """Raise ``LedgerIntegrityError`` naming the first bad seq (or the state's disagreement) unless ``res`` is ok."""
+    if not res.ok and res.first_bad_seq is None:  # chain intact, the maintained state is not
+        raise LedgerIntegrityError(f"ledger state does not match its events: {res.reason}")
+    if not res.ok:
+        raise LedgerIntegrityError(f"hash chain broken at seq {res.first_bad_seq}: {res.reason}", seq=res.first_bad_seq)
+
+
 @app.command("snapshot")
 def snapshot(
     out: Annotated[Path, typer.Option("--out", help="Output file: .parquet (or .arrow for Arrow IPC).")],
     as_of: Annotated[Optional[str], typer.Option("--as-of", help="Cut-off (ISO 8601 with timezone; default now).")] = None,
     db: DbOpt = None,
+    verify_first: Annotated[bool, typer.Option(
+        "--verify/--no-verify", help="Verify the hash chain and the maintained state first and write nothing from a "
+        "tampered ledger (default). --no-verify skips it, e.g. right after `ledger verify`.")] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write every member's state as of a moment to Parquet, for the build engines."""
+    """Write every member's state as of a moment to Parquet, for the build engines.
+
+    The ledger is verified first (as `ledger verify` does) unless --no-verify: a snapshot taken
+    as of now reads the maintained state table, and one from a tampered ledger must not look authoritative.
+    """
     when = parse_time_option(as_of, "--as-of")
     with _open(db, create=False) as led:
+        if verify_first:
+            _refuse_tampered(led.verify())
         info = led.snapshot(when, out)
     if as_json:
         print_json(info.to_dict())
@@ -160,9 +177,6 @@ def verify(db: DbOpt = None, as_json: JsonOpt = False) -> None:
         res = led.verify()
     if as_json:
         print_json(res.to_dict())
-    if not res.ok and res.first_bad_seq is None:  # chain intact, the maintained state is not
-        raise LedgerIntegrityError(f"ledger state does not match its events: {res.reason}")
-    if not res.ok:
-        raise LedgerIntegrityError(f"hash chain broken at seq {res.first_bad_seq}: {res.reason}", seq=res.first_bad_seq)
+    _refuse_tampered(res)
     if not as_json:
         console.print(f"OK: {res.events} events, chain intact, head seq {res.head_seq} ({res.head_hash[:16]})")
