@@ -1,31 +1,70 @@
-"""The engine's bounded process pool: every result comes back, and a slow start is reported once."""
+"""The engine's bounded process pool: every result comes back once, failures raise, a slow start is reported once."""
 
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import pytest
 
 from consentgate.build import duckdb_engine
-from consentgate.build.duckdb_engine import _Runner
+from consentgate.build.duckdb_engine import _DetectProgress, _Runner
 
 
-def _run(jobs: list[tuple[float]], monkeypatch: pytest.MonkeyPatch, slow_after: float) -> tuple[int, int]:
+def _run(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch, slow_after: float,
+         workers: int = 2) -> tuple[list[Any], int]:
     monkeypatch.setattr(duckdb_engine, "SLOW_START_S", slow_after)
-    runner = _Runner(2, None)
-    results: list[object] = []
+    runner = _Runner(workers, None)
+    results: list[Any] = []
     notices: list[float] = []
     try:
-        runner.map_bounded(time.sleep, iter(jobs), results.append, on_slow_start=lambda: notices.append(time.perf_counter()))
+        runner.map_bounded(fn, iter(jobs), results.append, on_slow_start=lambda: notices.append(time.perf_counter()))
     finally:
         runner.close()
-    return len(results), len(notices)
+    return results, len(notices)
 
 
 def test_a_pool_that_returns_nothing_for_a_while_is_reported_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # Six jobs of 0.5 s on two workers (plus their start-up): nothing is back 0.2 s after the first job went in.
-    assert _run([(0.5,)] * 6, monkeypatch, slow_after=0.2) == (6, 1)
+    results, notices = _run(time.sleep, [(0.5,)] * 6, monkeypatch, slow_after=0.2)
+    assert (len(results), notices) == (6, 1)
 
 
-def test_a_pool_that_answers_in_time_is_not_reported(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _run([(0.0,)] * 9, monkeypatch, slow_after=60.0) == (9, 0)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_every_result_comes_back_once_and_none_is_reported_slow(monkeypatch: pytest.MonkeyPatch, workers: int) -> None:
+    results, notices = _run(abs, [(-k,) for k in range(25)], monkeypatch, slow_after=60.0, workers=workers)
+    assert sorted(results) == list(range(25)) and notices == 0
+
+
+def test_a_failed_task_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValueError):
+        _run(time.sleep, [(0.0,), (-1.0,), (0.0,)], monkeypatch, slow_after=60.0)  # sleep length must be non-negative
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any, Any]] = []
+
+    def phase(self, name: str, total: int | None) -> None:
+        self.calls.append(("phase", name, total))
+
+    def relabel(self, name: str, total: int | None) -> None:
+        self.calls.append(("relabel", name, total))
+
+    def advance(self, n: int) -> None:
+        self.calls.append(("advance", n, None))
+
+    def close(self) -> None:
+        return None
+
+
+def test_detect_line_reads_prepare_detector_until_the_first_result() -> None:
+    rec = _Recorder()
+    shown = _DetectProgress(rec, 100)
+    shown.preparing()
+    shown.advance(40)
+    shown.advance(60)
+    assert rec.calls == [("relabel", "prepare detector", None), ("phase", "detect", 100), ("advance", 40, None), ("advance", 60, None)]
+    quick = _Recorder()
+    _DetectProgress(quick, 10).advance(10)
+    assert quick.calls == [("advance", 10, None)]

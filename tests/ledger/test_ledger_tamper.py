@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -98,8 +99,11 @@ def test_snapshot_cli_writes_nothing_from_a_tampered_ledger(ledger: Ledger, ledg
     assert main(["ledger", "snapshot", "--db", ledger_url, "--out", str(out)]) == 1  # the state table alone
     assert "ledger state does not match its events" in capsys.readouterr().err and not out.exists()
     run_sql(ledger_url, _change)
-    assert main(["ledger", "snapshot", "--db", ledger_url, "--out", str(out)]) == 1  # the chain
-    assert "broken at seq 17" in capsys.readouterr().err and not out.exists()
+    out.write_bytes(b"an earlier snapshot")
+    assert main(["ledger", "snapshot", "--db", ledger_url, "--out", str(out), "--json"]) == 1  # the chain
+    printed = capsys.readouterr()
+    assert "broken at seq 17" in printed.err and json.loads(printed.out)["first_bad_seq"] == 17
+    assert out.read_bytes() == b"an earlier snapshot"  # left as it was
     assert main(["ledger", "snapshot", "--db", ledger_url, "--out", str(out), "--no-verify"]) == 0 and out.is_file()
 
 

@@ -184,7 +184,7 @@ class _Runner:
         """Run ``fn`` over ``jobs`` with at most two per worker in flight, calling ``on_done`` with each result.
 
         ``on_slow_start`` is called once if the pool has returned no result ``SLOW_START_S``
-        seconds after the first job went in (workers building a detector, say).
+        seconds after the first job was submitted (workers building a detector, say).
         """
         if self.pool is None:
             for args in jobs:
@@ -219,14 +219,15 @@ class _Runner:
 
 
 class _DetectProgress:
-    """The detect phase's bar, with a phase of its own while the workers prepare their detector
-    (a new member directory compiles its names first: about 40 s per million, once, then cached)."""
+    """The detect phase's bar; while the workers prepare their detector (a new member directory
+    compiles its names first: about 40 s per million, once, then cached) that line reads
+    ``prepare detector`` instead, and ``detect`` starts with the first result."""
 
     def __init__(self, progress: Progress, total: int) -> None:
         self.progress, self.total, self.waiting = progress, total, False
 
     def preparing(self) -> None:
-        self.progress.phase("prepare detector (a new member directory compiles once, then is cached)", None)
+        self.progress.relabel("prepare detector", None)
         self.waiting = True
 
     def advance(self, n: int) -> None:

@@ -64,6 +64,10 @@ class Progress(Protocol):
 
     def phase(self, name: str, total: int | None) -> None: ...
 
+    def relabel(self, name: str, total: int | None) -> None:
+        """Replace the current phase's line: it turned out to be waiting on something else."""
+        ...
+
     def advance(self, n: int) -> None: ...
 
     def close(self) -> None: ...
@@ -73,6 +77,9 @@ class NullProgress:
     """A progress sink that shows nothing (``--quiet``, tests, library use)."""
 
     def phase(self, name: str, total: int | None) -> None:
+        return None
+
+    def relabel(self, name: str, total: int | None) -> None:
         return None
 
     def advance(self, n: int) -> None:

@@ -37,6 +37,13 @@ class RichProgress:
         self._finish()
         self._task = self._progress.add_task(name, total=total, counted=total is not None)
 
+    def relabel(self, name: str, total: int | None) -> None:
+        if self._task is None:
+            self.phase(name, total)
+            return
+        self._progress.remove_task(self._task)
+        self._task = self._progress.add_task(name, total=total, counted=total is not None)
+
     def _finish(self) -> None:
         if self._task is not None:
             task = self._progress.tasks[-1]

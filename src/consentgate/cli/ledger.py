@@ -161,7 +161,10 @@ def snapshot(
     when = parse_time_option(as_of, "--as-of")
     with _open(db, create=False) as led:
         if verify_first:
-            _refuse_tampered(led.verify())
+            res = led.verify()
+            if as_json and not res.ok:
+                print_json(res.to_dict())  # as `ledger verify --json` does
+            _refuse_tampered(res)
         info = led.snapshot(when, out)
     if as_json:
         print_json(info.to_dict())
