@@ -281,7 +281,6 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             work.mkdir()
             sink.phase("pin consent", None)
             pinned = pin_consent(spec, as_of, work, background=True)
-            pinned_s = time.perf_counter() - t0
             try:
                 published = check_policy(policy, pinned.registry_url, as_of)
                 pinned_s = time.perf_counter() - t0  # pinning and the policy check count as ``prepare``

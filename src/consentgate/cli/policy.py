@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -91,7 +91,7 @@ def publish(
     policy = load_policy(file)
     with open_ledger(settings(db_url=db).db_url, create=True) as ledger:
         stored = ledger.publish_policy(PublishedPolicy(**published_fields(policy)), backfill=backfill)
-    notice_end = stored.notice_from + timedelta(days=stored.notice_days)
+    notice_end = stored.notice_end
     recorded = stored.recorded_at.isoformat() if stored.recorded_at is not None else None
     if json_out:
         print_json({k: v for k, v in published_fields(policy).items() if k != "body"}

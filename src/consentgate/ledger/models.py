@@ -241,6 +241,11 @@ class PublishedPolicy(BaseModel):
             return self.published_at
         return max(self.published_at, self.recorded_at - PUBLICATION_SLACK)
 
+    @property
+    def notice_end(self) -> datetime:
+        """``notice_from + notice_days``: a policy may not take effect before this."""
+        return self.notice_from + timedelta(days=self.notice_days)
+
     def backdated(self, at: datetime) -> bool:
         """Whether ``published_at`` lies more than ``PUBLICATION_SLACK`` before ``at``."""
         return self.published_at < at - PUBLICATION_SLACK

@@ -115,7 +115,8 @@ class Ledger:
                         name=policy.name, version=policy.version,
                     )
                 return existing
-            if policy.backdated(recorded) and not backfill:
+            backdated = policy.backdated(recorded)
+            if backdated and not backfill:
                 raise PolicyError(
                     f"policy {policy.name!r} version {policy.version} says it was published {policy.published_at.date().isoformat()}, "
                     f"but the ledger is recording its publication now ({recorded.date().isoformat()})",
@@ -124,7 +125,7 @@ class Ledger:
                          "(backfill=True in Python): builds then state in their manifest that the date is the file's claim.",
                     name=policy.name, version=policy.version, field="published_at",
                 )
-            backfilled = backfill and policy.backdated(recorded)  # a file dated today is no backfill, flag or not
+            backfilled = backfill and backdated  # a file dated today is no backfill, flag or not
             stored = policy.model_copy(update={"recorded_at": recorded, "backfilled": backfilled})
             conn.execute(policy_versions.insert().values(
                 name=policy.name, version=policy.version, sha256=policy.sha256, published_at=to_micros(policy.published_at),

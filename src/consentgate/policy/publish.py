@@ -10,7 +10,7 @@ depend on the ledger package.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from consentgate.errors import PolicyNotPublishedError
@@ -38,6 +38,8 @@ class PublishedPolicyLike(Protocol):
     def backfilled(self) -> bool: ...
     @property
     def notice_from(self) -> datetime: ...
+    @property
+    def notice_end(self) -> datetime: ...
 
 
 def _day(value: datetime) -> str:
@@ -60,13 +62,14 @@ def check_publishable(policy: Policy, published: PublishedPolicyLike | None, at:
         )
     # Notice runs from when the ledger recorded the publication, not from the date the file
     # claims (``PublishedPolicy.notice_from``): a backdated file cannot shorten it.
-    notice_end = published.notice_from + timedelta(days=published.notice_days)
+    notice_end = published.notice_end
     if published.effective_at < notice_end:
         if published.notice_from == published.published_at or published.recorded_at is None:
             start = f"published {_day(published.notice_from)}"
-        else:  # the file claims an earlier date than the ledger saw
+        else:  # the file claims an earlier date than the ledger saw: notice starts the ledger's slack before its record
+            slack_h = (published.recorded_at - published.notice_from).total_seconds() / 3600
             start = (f"counted from {_day(published.notice_from)} (the ledger recorded the publication "
-                     f"{_day(published.recorded_at)}; a file's date may precede that by 36 hours at most)")
+                     f"{_day(published.recorded_at)}; a file's date may precede that by {slack_h:g} hours at most)")
         raise PolicyNotPublishedError(
             f"{label} takes effect {_day(published.effective_at)}, before its notice period ends: {start} "
             f"+ {published.notice_days} days = {_day(notice_end)}",

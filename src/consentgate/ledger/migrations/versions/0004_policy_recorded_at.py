@@ -26,6 +26,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    # Only the columns still missing: a ledger taken back to an older revision by hand (the state
+    # migration's test re-runs 0002 onwards) already has them.
     have = {c["name"] for c in sa.inspect(op.get_bind()).get_columns("policy_versions")}
     with op.batch_alter_table("policy_versions") as batch:
         if "recorded_at" not in have:
