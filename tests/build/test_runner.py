@@ -68,3 +68,23 @@ def test_detect_line_reads_prepare_detector_until_the_first_result() -> None:
     quick = _Recorder()
     _DetectProgress(quick, 10).advance(10)
     assert quick.calls == [("advance", 10, None)]
+
+
+def test_detect_memory_cap_has_a_floor_and_grows_with_the_candidates() -> None:
+    floor = duckdb_engine._DETECT_FLOOR_MB
+    assert duckdb_engine.detect_memory(0) == f"{floor}MB"
+    assert duckdb_engine.detect_memory(1_440_000) == f"{floor}MB"  # the bench's 10M build stays on the floor
+    caps = [int(duckdb_engine.detect_memory(n)[:-2]) for n in (2_000_000, 4_000_000, 8_000_000)]
+    assert floor < caps[0] < caps[1] < caps[2]
+    assert caps[2] >= 8_000_000 * 40 >> 20  # at least twice the measured 20 bytes per candidate
+
+
+def test_a_build_runs_on_the_detect_cap_without_its_floor(monkeypatch: pytest.MonkeyPatch, small_network: Any,
+                                                          write_spec: Any, settings: Any) -> None:
+    # Without the floor the cap is the measured base alone (48 MB at this size): the detect stream fits in it.
+    from consentgate.build import load_spec, run_build, verify_build
+
+    monkeypatch.setattr(duckdb_engine, "_DETECT_FLOOR_MB", 0)
+    built = run_build(load_spec(write_spec(small_network, shards=2)), workers=2, progress=False, settings=settings)
+    assert duckdb_engine.detect_memory(int(built.counts["content_scanned"])) == "48MB"
+    assert verify_build(built.output).ok

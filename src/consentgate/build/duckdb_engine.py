@@ -48,7 +48,11 @@ MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=Fal
 _MEMORY_MAIN = "768MB"
 _MEMORY_WORKER = "512MB"
 _MEMORY_DECIDE = "768MB"
-_MEMORY_DETECT = "256MB"
+# While the detection workers run, DuckDB only streams the candidates' text (a semi join against
+# ``cand``). Measured need: a 1M-record build (144k candidates) fails at 40 MB and passes at 64;
+# a 10M one (1.44M candidates) fails at 64 and passes at 96. So about 45 MB plus 20 bytes per
+# candidate; the cap allows twice that slope, and never less than 128 MB.
+_DETECT_FLOOR_MB, _DETECT_BASE_MB, _DETECT_BYTES_PER_CANDIDATE = 128, 48, 48
 SLOW_START_S = 5.0  # no detection result after this long: the workers are building their detector (``_Runner.map_bounded``)
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
@@ -62,6 +66,12 @@ def connect(scratch: Path, *, threads: int, memory: str) -> duckdb.DuckDBPyConne
     con.execute("SET preserve_insertion_order = true")
     con.execute("SET enable_progress_bar = false")
     return con
+
+
+def detect_memory(candidates: int) -> str:
+    """DuckDB's memory cap while the detection workers run (see ``_DETECT_FLOOR_MB``)."""
+    need = _DETECT_BASE_MB + (_DETECT_BYTES_PER_CANDIDATE * candidates >> 20)
+    return f"{max(_DETECT_FLOOR_MB, need)}MB"
 
 
 def shard_name(k: int) -> str:
@@ -270,10 +280,10 @@ class DuckDBEngine:
 
             t0 = time.perf_counter()
             progress.phase("screen", None)
-            # 1 GB even though no worker runs yet: the ledger's chain check runs beside it (``run.ChainCheck``).
+            # 768 MB even though no worker runs yet: the ledger's chain check runs beside it (``run.ChainCheck``).
             candidates, groups = decide.run_screen(con, plan, records.label)
             # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
-            con.execute(f"SET memory_limit = '{_MEMORY_DETECT}'")
+            con.execute(f"SET memory_limit = '{detect_memory(candidates)}'")
             timings["screen"] = time.perf_counter() - t0
 
             # Detection workers hold a detector (large with many member names); they are let go
