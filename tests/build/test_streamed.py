@@ -9,7 +9,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from consentgate.build.sources import streamed
+from consentgate.build.sources import error_kind, query_failed, streamed
 from consentgate.errors import BuildError
 
 FAILS_LATE = ("SELECT i, CAST(CASE WHEN i < 300000 THEN '1' ELSE 'private message text' END AS INTEGER) AS x "
@@ -33,3 +33,20 @@ def test_a_good_stream_passes_through_unchanged() -> None:
     batches = list(streamed(con.sql(query).to_arrow_reader(1000)))
     assert sum(b.num_rows for b in batches) == 5000
     assert [r for b in batches for r in b.column(1).to_pylist()] == [2 * i for i in range(5000)]
+
+
+def test_the_error_names_duckdbs_error_kind_and_says_when_memory_ran_out() -> None:
+    con = duckdb.connect()
+    with pytest.raises(BuildError) as info:
+        list(streamed(con.sql(FAILS_LATE).to_arrow_reader(1000)))
+    assert "Conversion Error" in info.value.message and "private message text" not in info.value.message
+    # A sort that cannot fit in 4 MB and has nowhere to spill: the engine turns DuckDB's exception
+    # class into the error (``DuckDBEngine.run``), as ``streamed`` does with a message's kind.
+    con = duckdb.connect(config={"memory_limit": "4MB", "threads": 1, "temp_directory": ""})
+    with pytest.raises(duckdb.Error) as raised:
+        con.sql("SELECT repeat('x', 60) || i AS s FROM range(1000000) t(i) ORDER BY s DESC").to_arrow_reader(1000).read_all()
+    error = query_failed(type(raised.value).__name__)
+    assert "ran out of memory" in error.message and "--workers" in (error.hint or "")
+    assert query_failed(error_kind("Out of Memory Error: failed to allocate data of size 256.0 KiB")).message == (
+        "DuckDB ran out of memory during the build (Out of Memory Error)")
+    assert error_kind("some text: with a colon") == "Error"  # not a kind: nothing of it is shown

@@ -12,6 +12,7 @@ never quote member text or DuckDB's own message (which can echo values).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,14 +48,33 @@ def streamed(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
     """
     try:
         yield from reader
-    except OSError:
-        raise query_failed("while its result was read") from None
+    except OSError as exc:
+        raise query_failed(error_kind(str(exc)), "while its result was read") from None
 
 
-def query_failed(detail: str) -> BuildError:
-    """The error for a failed build query: DuckDB's own message is left out (it can quote values)."""
-    return BuildError(f"the build query failed in DuckDB ({detail})",
-                      hint="Run with --debug for details; check the sources and the policy, and the free memory and disk.")
+# DuckDB's messages start with their kind ("Out of Memory Error: ...", "Conversion Error: ...");
+# the kind is safe to show, the rest can quote values.
+_KIND = re.compile(r"[A-Z][A-Za-z ]{0,40}Error")
+_OUT_OF_MEMORY = frozenset({"Out of Memory Error", "OutOfMemoryException"})
+
+
+def error_kind(message: str) -> str:
+    """The kind of a DuckDB error message (the words before its first colon), or ``Error``."""
+    head = message.split(":", 1)[0].strip()
+    return head if _KIND.fullmatch(head) else "Error"
+
+
+def query_failed(kind: str, detail: str = "") -> BuildError:
+    """The error for a failed build query, naming DuckDB's error ``kind`` (an exception class or
+    a message's kind, ``error_kind``) but not its message, which can quote values."""
+    where = f", {detail}" if detail else ""
+    if kind in _OUT_OF_MEMORY:
+        return BuildError(f"DuckDB ran out of memory during the build ({kind}{where})",
+                          hint="Free memory on this machine or build with fewer --workers; "
+                               "docs/build-reference.md lists the build's memory caps.")
+    return BuildError(f"the build query failed in DuckDB ({kind}{where})",
+                      hint="Check the sources against the canonical schema and the spec's mapping, "
+                           "and the free disk space of the output folder.")
 
 
 def quote_ident(name: str) -> str:
