@@ -9,7 +9,6 @@ so any engine can run them: DuckDB's engine in a process pool, a Spark engine in
 
 from __future__ import annotations
 
-import ctypes
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -59,24 +58,11 @@ def detector(cfg: StepConfig) -> Detector:
     global _detector
     if _detector is None:
         from consentgate.detect import Detector
+        from consentgate.detect.members import release_free_memory
 
         _detector = Detector(member_names=_names if _names is not None and len(_names) else None)
         release_free_memory()
     return _detector
-
-
-def release_free_memory() -> None:
-    """Hand freed heap pages back to the operating system.
-
-    Building a detector for a large member directory frees most of what it allocates
-    (about 130 MB of temporaries for 757k names), but pyarrow's allocator and glibc's
-    heap keep such pages for reuse; in a long-lived worker they would stay in its RSS.
-    """
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL(None).malloc_trim(0)  # glibc only; elsewhere there is nothing to call
-    except (OSError, AttributeError, TypeError):  # TypeError: Windows has no CDLL(None)
-        pass
 
 
 def _group_rows(rows: np.ndarray, values: pa.Array, n: int, list_type: pa.DataType) -> pa.ListArray:

@@ -32,7 +32,7 @@ import pyarrow as pa
 from consentgate.detect import person as P
 from consentgate.detect.backend import Literal, LiteralGroup, Scanner, build_scanner, resolve_backend
 from consentgate.detect.lexicon import name_lexicon, topic_lexicon
-from consentgate.detect.members import NamesInput, distinct_names, member_tokens_arrow
+from consentgate.detect.members import NamesInput, distinct_names, member_tokens_arrow, release_free_memory
 from consentgate.detect.patterns import PATTERNS
 from consentgate.detect.segments import CharView, Segments, iter_batches, segment_groups, string_chunks
 from consentgate.detect.topics import TopicTable, score_topics
@@ -149,6 +149,9 @@ class Detector:
         self.workers = max(1, int(workers))
         self.batch_bytes = max(1024, int(batch_bytes))
         self._lits, self._person = _build_literals(names)
+        # Splitting a large directory into tokens leaves its temporaries in the allocators; handed
+        # back before the databases load, the detector's peak falls (399 -> 330 MB for 757k names).
+        release_free_memory()
         self._scanner: Scanner = build_scanner(PATTERNS, self._lits.groups, self.backend, preloaded)
         self._n_patterns = len(PATTERNS)
         self._topic_names = sorted(topic_lexicon().phrases)
