@@ -74,9 +74,9 @@ def test_detect_memory_cap_has_a_floor_and_grows_with_the_candidates() -> None:
     floor = duckdb_engine._DETECT_FLOOR_MB
     assert duckdb_engine.detect_memory(0) == f"{floor}MB"
     assert duckdb_engine.detect_memory(1_440_000) == f"{floor}MB"  # the bench's 10M build stays on the floor
-    caps = [int(duckdb_engine.detect_memory(n)[:-2]) for n in (2_000_000, 4_000_000, 8_000_000)]
+    caps = [int(duckdb_engine.detect_memory(n)[:-2]) for n in (4_000_000, 8_000_000, 16_000_000)]
     assert floor < caps[0] < caps[1] < caps[2]
-    assert caps[2] >= 8_000_000 * 40 >> 20  # at least twice the measured 20 bytes per candidate
+    assert caps[2] >= 16_000_000 * 40 >> 20  # at least twice the 20 bytes per candidate measured in insertion order
 
 
 def test_a_build_runs_on_the_detect_cap_without_its_floor(monkeypatch: pytest.MonkeyPatch, small_network: Any,

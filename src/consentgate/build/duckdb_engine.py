@@ -49,10 +49,12 @@ _MEMORY_MAIN = "768MB"
 _MEMORY_WORKER = "512MB"
 _MEMORY_DECIDE = "768MB"
 # While the detection workers run, DuckDB only streams the candidates' text (a semi join against
-# ``cand``). Measured need: a 1M-record build (144k candidates) fails at 40 MB and passes at 64;
-# a 10M one (1.44M candidates) fails at 64 and passes at 96. So about 45 MB plus 20 bytes per
-# candidate; the cap allows twice that slope, and never less than 128 MB.
-_DETECT_FLOOR_MB, _DETECT_BASE_MB, _DETECT_BYTES_PER_CANDIDATE = 128, 48, 48
+# ``cand``), in no particular order (detection is per record: the batches' make-up changes no output).
+# Measured need at 10M records (1.44M candidates): in insertion order, 64 MB failed and 96 MB passed,
+# but 128 MB also failed once in about fifteen builds; in no order, 48 MB fails and 64 and 80 MB pass
+# (2 and 3 runs). A 1M build (144k candidates) in insertion order fails at 40 MB and passes at 64.
+# So the cap is 160 MB (twice the highest tested pass), growing past ~2.3M candidates at 48 bytes each.
+_DETECT_FLOOR_MB, _DETECT_BASE_MB, _DETECT_BYTES_PER_CANDIDATE = 160, 48, 48
 SLOW_START_S = 5.0  # no detection result after this long: the workers are building their detector (``_Runner.map_bounded``)
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
@@ -284,6 +286,7 @@ class DuckDBEngine:
             candidates, groups = decide.run_screen(con, plan, records.label)
             # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
             con.execute(f"SET memory_limit = '{detect_memory(candidates)}'")
+            con.execute("SET preserve_insertion_order = false")  # the detect stream's order is free (``_DETECT_FLOOR_MB``)
             timings["screen"] = time.perf_counter() - t0
 
             # Detection workers hold a detector (large with many member names); they are let go
@@ -305,6 +308,7 @@ class DuckDBEngine:
                 runner.close()
             del names
 
+            con.execute("SET preserve_insertion_order = true")
             t0 = time.perf_counter()
             progress.phase("decide", None)
             # The detection workers are gone: the decide queries may use their share of memory.
