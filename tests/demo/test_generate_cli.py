@@ -63,3 +63,20 @@ def test_bytes_do_not_depend_on_python_hash_seed(tmp_path: Path) -> None:
         code = "from pathlib import Path; from consentgate.demo.network import generate_network as g; g(300, 3, Path(%r))"
         subprocess.run([sys.executable, "-c", code % str(tmp_path / name)], check=True, env=env, timeout=120)
     assert _digest(tmp_path / "p1") == _digest(tmp_path / "p2")
+
+
+def test_a_folder_with_a_ledger_is_not_regenerated(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The README loads demo-data/ledger.db from the generated events: regenerating over it would leave
+    a ledger of the old network beside the new files (and an import would mix the two)."""
+    target = tmp_path / "demo-data"
+    assert main(["demo", "generate", "--members", "50", "--seed", "1", "--out", str(target)]) == 0
+    before = _digest(target)
+    (target / "ledger.db").write_bytes(b"stand-in")
+    capsys.readouterr()
+    code = main(["demo", "generate", "--members", "60", "--seed", "2", "--out", str(target)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("Error: ") and "ledger.db" in err.splitlines()[0]
+    assert _digest(target) == before and (target / "ledger.db").read_bytes() == b"stand-in"
+    (target / "ledger.db").unlink()
+    assert main(["demo", "generate", "--members", "60", "--seed", "2", "--out", str(target)]) == 0
+    assert _digest(target) != before

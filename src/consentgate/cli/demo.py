@@ -23,6 +23,17 @@ def _check_out_dir(out: Path) -> Path:
     return out
 
 
+def _refuse_stale_ledger(out: Path) -> None:
+    ledgers = sorted(p.name for p in out.glob("*.db")) if out.is_dir() else []
+    if ledgers:
+        raise InputError(
+            f"{out} holds a ledger database ({', '.join(ledgers)}) loaded from the network it would replace",
+            hint=f"Remove {out / ledgers[0]} (its consent belongs to the old network) or choose another --out, "
+                 "then import the new network's events with `consentgate ledger import`.",
+            file=str(out / ledgers[0]),
+        )
+
+
 @app.callback()
 def demo(
     ctx: typer.Context,
@@ -48,8 +59,12 @@ def generate(
         Optional[float], typer.Option("--records-per-member", min=0.1, help="Average records per member (default 10).")
     ] = None,
 ) -> None:
-    """Write the synthetic professional network as Parquet in the canonical schema (docs/data-model.md)."""
+    """Write the synthetic professional network as Parquet in the canonical schema (docs/data-model.md).
+
+    Refuses a folder holding a ledger database (a .db file): it was loaded from the network being
+    replaced, and new events imported on top would mix two networks' consent histories."""
     out = _check_out_dir(out)
+    _refuse_stale_ledger(out)
     from consentgate.cli.common import console
     from consentgate.demo.network import generate_network
 
