@@ -197,3 +197,18 @@ def test_manifest_group_counts_match_the_decisions(built: Path, network: Path) -
     for split, counter in want.items():
         got = {(k, d): n for k, per in counts[split].items() for d, n in per.items()}
         assert got == dict(counter), split
+
+
+def test_batch_make_up_and_stream_order_change_no_output(small_network: Path, write_spec: Callable[..., Path], settings: Settings,
+                                                         tmp_path: Path) -> None:
+    # Batches of 7 records on two workers: the candidates reach detection in many small batches, in no
+    # particular order (the detect stream is unordered), and come back out of order.
+    spec = load_spec(write_spec(small_network, shards=3))
+    whole = run_build(spec, workers=2, progress=False, settings=settings)
+    moved = tmp_path / "whole"
+    whole.output.rename(moved)
+    small = run_build(spec, workers=2, progress=False, settings=settings.model_copy(update={"batch_size": 7}))
+    assert whole.counts["content_scanned"] > 20 * 7  # many batches
+    assert small.content_hash == whole.content_hash
+    for rel in ["decisions.parquet", "data/shard-00000.parquet", "data/shard-00001.parquet", "data/shard-00002.parquet"]:
+        assert (moved / rel).read_bytes() == (small.output / rel).read_bytes(), rel

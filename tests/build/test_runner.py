@@ -70,13 +70,15 @@ def test_detect_line_reads_prepare_detector_until_the_first_result() -> None:
     assert quick.calls == [("advance", 10, None)]
 
 
-def test_detect_memory_cap_has_a_floor_and_grows_with_the_candidates() -> None:
-    floor = duckdb_engine._DETECT_FLOOR_MB
-    assert duckdb_engine.detect_memory(0) == f"{floor}MB"
-    assert duckdb_engine.detect_memory(1_440_000) == f"{floor}MB"  # the bench's 10M build stays on the floor
-    caps = [int(duckdb_engine.detect_memory(n)[:-2]) for n in (4_000_000, 8_000_000, 16_000_000)]
+def test_detect_memory_cap_has_a_floor_and_grows_with_the_candidates_and_threads() -> None:
+    floor = duckdb_engine._DETECT_FLOOR_MIB
+    assert duckdb_engine.detect_memory(0, 2) == f"{floor}MiB"
+    assert duckdb_engine.detect_memory(1_440_000, 2) == f"{floor}MiB"  # the bench's 10M build stays on the floor
+    assert duckdb_engine.detect_memory(1_440_000, 1) == f"{floor}MiB"
+    caps = [int(duckdb_engine.detect_memory(n, 2)[:-3]) for n in (4_000_000, 8_000_000, 16_000_000)]
     assert floor < caps[0] < caps[1] < caps[2]
     assert caps[2] >= 16_000_000 * 40 >> 20  # at least twice the 20 bytes per candidate measured in insertion order
+    assert int(duckdb_engine.detect_memory(0, 16)[:-3]) == floor + 14 * duckdb_engine._DETECT_MIB_PER_THREAD
 
 
 def test_a_build_runs_on_the_detect_cap_without_its_floor(monkeypatch: pytest.MonkeyPatch, small_network: Any,
@@ -84,7 +86,7 @@ def test_a_build_runs_on_the_detect_cap_without_its_floor(monkeypatch: pytest.Mo
     # Without the floor the cap is the measured base alone (48 MB at this size): the detect stream fits in it.
     from consentgate.build import load_spec, run_build, verify_build
 
-    monkeypatch.setattr(duckdb_engine, "_DETECT_FLOOR_MB", 0)
+    monkeypatch.setattr(duckdb_engine, "_DETECT_FLOOR_MIB", 0)
     built = run_build(load_spec(write_spec(small_network, shards=2)), workers=2, progress=False, settings=settings)
-    assert duckdb_engine.detect_memory(int(built.counts["content_scanned"])) == "48MB"
+    assert duckdb_engine.detect_memory(int(built.counts["content_scanned"]), 2) == "48MiB"
     assert verify_build(built.output).ok

@@ -78,5 +78,9 @@ def test_a_folder_with_a_ledger_is_not_regenerated(tmp_path: Path, capsys: pytes
     assert code == 2 and err.startswith("Error: ") and "ledger.db" in err.splitlines()[0]
     assert _digest(target) == before and (target / "ledger.db").read_bytes() == b"stand-in"
     (target / "ledger.db").unlink()
+    (target / "ledger.db-wal").write_bytes(b"left by a crash")  # replayed by a new ledger.db: still refused
+    assert main(["demo", "generate", "--members", "60", "--seed", "2", "--out", str(target)]) == 2
+    assert "ledger.db-wal" in capsys.readouterr().err
+    (target / "ledger.db-wal").unlink()
     assert main(["demo", "generate", "--members", "60", "--seed", "2", "--out", str(target)]) == 0
     assert _digest(target) != before

@@ -50,11 +50,14 @@ _MEMORY_WORKER = "512MB"
 _MEMORY_DECIDE = "768MB"
 # While the detection workers run, DuckDB only streams the candidates' text (a semi join against
 # ``cand``), in no particular order (detection is per record: the batches' make-up changes no output).
-# Measured need at 10M records (1.44M candidates): in insertion order, 64 MB failed and 96 MB passed,
-# but 128 MB also failed once in about fifteen builds; in no order, 48 MB fails and 64 and 80 MB pass
-# (2 and 3 runs). A 1M build (144k candidates) in insertion order fails at 40 MB and passes at 64.
-# So the cap is 160 MB (twice the highest tested pass), growing past ~2.3M candidates at 48 bytes each.
-_DETECT_FLOOR_MB, _DETECT_BASE_MB, _DETECT_BYTES_PER_CANDIDATE = 160, 48, 48
+# Measured need at 10M records (1.44M candidates), two DuckDB threads: in insertion order, 64 MiB
+# failed and 96 MiB passed, but 128 MiB also failed once in about fifteen builds; in no order, 48 MiB
+# fails and 64 and 80 MiB pass (2 and 3 runs); on one thread, 48 MiB passes. A 1M build (144k
+# candidates) in insertion order fails at 40 MiB and passes at 64. So the cap is 160 MiB for two
+# threads (twice the highest tested pass), plus 32 MiB for each further thread (twice the ~16 MiB
+# one thread was seen to add; not measured beyond two on this 2-core machine), and it grows past
+# ~2.4M candidates at 48 bytes each.
+_DETECT_FLOOR_MIB, _DETECT_BASE_MIB, _DETECT_BYTES_PER_CANDIDATE, _DETECT_MIB_PER_THREAD = 160, 48, 48, 32
 SLOW_START_S = 5.0  # no detection result after this long: the workers are building their detector (``_Runner.map_bounded``)
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
@@ -70,10 +73,10 @@ def connect(scratch: Path, *, threads: int, memory: str) -> duckdb.DuckDBPyConne
     return con
 
 
-def detect_memory(candidates: int) -> str:
-    """DuckDB's memory cap while the detection workers run (see ``_DETECT_FLOOR_MB``)."""
-    need = _DETECT_BASE_MB + (_DETECT_BYTES_PER_CANDIDATE * candidates >> 20)
-    return f"{max(_DETECT_FLOOR_MB, need)}MB"
+def detect_memory(candidates: int, threads: int) -> str:
+    """DuckDB's memory cap while the detection workers run (see ``_DETECT_FLOOR_MIB``)."""
+    need = _DETECT_BASE_MIB + (_DETECT_BYTES_PER_CANDIDATE * candidates >> 20)
+    return f"{max(_DETECT_FLOOR_MIB, need) + _DETECT_MIB_PER_THREAD * max(0, threads - 2)}MiB"
 
 
 def shard_name(k: int) -> str:
@@ -285,8 +288,8 @@ class DuckDBEngine:
             # 768 MB even though no worker runs yet: the ledger's chain check runs beside it (``run.ChainCheck``).
             candidates, groups = decide.run_screen(con, plan, records.label)
             # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
-            con.execute(f"SET memory_limit = '{detect_memory(candidates)}'")
-            con.execute("SET preserve_insertion_order = false")  # the detect stream's order is free (``_DETECT_FLOOR_MB``)
+            con.execute(f"SET memory_limit = '{detect_memory(candidates, workers)}'")  # ``connect`` gave it ``workers`` threads
+            con.execute("SET preserve_insertion_order = false")  # the detect stream's order is free (``_DETECT_FLOOR_MIB``)
             timings["screen"] = time.perf_counter() - t0
 
             # Detection workers hold a detector (large with many member names); they are let go

@@ -70,8 +70,9 @@ def query_failed(kind: str, detail: str = "") -> BuildError:
     where = f", {detail}" if detail else ""
     if kind in _OUT_OF_MEMORY:
         return BuildError(f"DuckDB ran out of memory during the build ({kind}{where})",
-                          hint="Free memory on this machine or build with fewer --workers; "
-                               "docs/build-reference.md lists the build's memory caps.")
+                          hint="DuckDB reached one of the build's memory caps (docs/build-reference.md) or the "
+                               "machine's memory: build with fewer --workers or free memory, and if it recurs, "
+                               "report it with the record and member counts.")
     return BuildError(f"the build query failed in DuckDB ({kind}{where})",
                       hint="Check the sources against the canonical schema and the spec's mapping, "
                            "and the free disk space of the output folder.")

@@ -24,12 +24,14 @@ def _check_out_dir(out: Path) -> Path:
 
 
 def _refuse_stale_ledger(out: Path) -> None:
-    ledgers = sorted(p.name for p in out.glob("*.db")) if out.is_dir() else []
+    # A SQLite ledger is its .db file plus, in WAL mode, -wal and -shm files (and -journal in others).
+    ledgers = sorted(p.name for p in out.glob("*.db*") if p.name.endswith((".db", ".db-wal", ".db-shm", ".db-journal"))) \
+        if out.is_dir() else []
     if ledgers:
         raise InputError(
             f"{out} holds a ledger database ({', '.join(ledgers)}) loaded from the network it would replace",
-            hint=f"Remove {out / ledgers[0]} (its consent belongs to the old network) or choose another --out, "
-                 "then import the new network's events with `consentgate ledger import`.",
+            hint=f"Remove {', '.join(ledgers)} from {out} (its consent belongs to the old network) or choose another "
+                 "--out, then import the new network's events with `consentgate ledger import`.",
             file=str(out / ledgers[0]),
         )
 
