@@ -228,7 +228,8 @@ def boundary_ok(arr: U8, start: I64, end: I64) -> npt.NDArray[np.bool_]:
 # --------------------------------------------------------------------------- hyperscan
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
+    """Where compiled detector parts are cached (``CONSENTGATE_CACHE_DIR``, else ~/.cache/consentgate)."""
     return Path(os.environ.get("CONSENTGATE_CACHE_DIR") or Path.home() / ".cache" / "consentgate")
 
 
@@ -247,7 +248,7 @@ def _cached_db(digest: str, compile_fn: Callable[[], Any], preloaded: Mapping[st
         except Exception as exc:  # noqa: BLE001 - hyperscan raises its own error types
             raise DetectError(f"cannot load a serialised Hyperscan database ({exc})", field="detector", value=digest[:12]) from exc
     version = getattr(hyperscan, "__version__", "unknown")
-    path = _cache_dir() / f"hs-{version}-{digest[:32]}.db"
+    path = cache_dir() / f"hs-{version}-{digest[:32]}.db"
     db = _load_file(path)
     if db is not None:
         return db
