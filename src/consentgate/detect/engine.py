@@ -32,7 +32,7 @@ import pyarrow as pa
 from consentgate.detect import person as P
 from consentgate.detect.backend import Literal, LiteralGroup, Scanner, build_scanner, resolve_backend
 from consentgate.detect.lexicon import name_lexicon, topic_lexicon
-from consentgate.detect.members import NamesInput, distinct_names, member_tokens_arrow, release_free_memory
+from consentgate.detect.members import NamesInput, cached_member_tokens, distinct_names, release_free_memory
 from consentgate.detect.patterns import PATTERNS
 from consentgate.detect.segments import CharView, Segments, iter_batches, segment_groups, string_chunks
 from consentgate.detect.topics import TopicTable, score_topics
@@ -81,7 +81,7 @@ class _Literals:
 def _build_literals(member_names: pa.StringArray) -> tuple[_Literals, P.PersonContext]:
     """Name tokens and topic phrases (one group), then the members' full names (a second group)."""
     lex = name_lexicon()
-    full, member_tokens = member_tokens_arrow(member_names)
+    full, member_tokens = cached_member_tokens(member_names)
     tokens: dict[str, int] = {}
     for t in lex.first:
         tokens[t] = tokens.get(t, 0) | P.FIRST
