@@ -4,6 +4,8 @@ bad cache entry is rebuilt rather than trusted."""
 from __future__ import annotations
 
 import json
+import unicodedata
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,7 @@ from consentgate.detect import lexicon
 
 
 @pytest.fixture()
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     monkeypatch.setenv("CONSENTGATE_CACHE_DIR", str(tmp_path))
     lexicon.name_lexicon.cache_clear()
     yield tmp_path
@@ -41,5 +43,17 @@ def test_a_bad_cache_entry_is_rebuilt(cache: Path, content: str) -> None:
 
 def test_the_key_changes_with_what_the_lists_depend_on(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = lexicon._lexicon_cache_path()
-    monkeypatch.setattr(lexicon.unicodedata, "unidata_version", "0.0.0")
+    monkeypatch.setattr(unicodedata, "unidata_version", "0.0.0")
     assert lexicon._lexicon_cache_path() != first
+
+
+def test_an_unwritable_cache_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("CONSENTGATE_CACHE_DIR", str(blocker / "cache"))  # mkdir fails under a file
+    lexicon.name_lexicon.cache_clear()
+    try:
+        assert lexicon.name_lexicon() == lexicon._build_name_lexicon()
+    finally:
+        lexicon.name_lexicon.cache_clear()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]

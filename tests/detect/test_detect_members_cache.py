@@ -54,3 +54,15 @@ def test_small_directories_are_not_cached(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("CONSENTGATE_CACHE_DIR", str(tmp_path))
     members.cached_member_tokens(_names(50))
     assert not list(tmp_path.glob("members-*"))
+
+
+def test_an_unwritable_cache_changes_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("CONSENTGATE_CACHE_DIR", str(blocker / "cache"))  # mkdir fails under a file
+    monkeypatch.setattr(members, "CACHE_MIN_NAMES", 100)
+    names = _names(200)
+    got = members.cached_member_tokens(names)
+    fresh = members.member_tokens_arrow(names)
+    assert got[0].equals(fresh[0]) and got[1] == fresh[1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not-a-folder"]

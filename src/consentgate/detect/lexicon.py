@@ -107,14 +107,16 @@ def _read_lexicon(path: Path) -> NameLexicon | None:
 
 def _write_lexicon(path: Path, lexicon: NameLexicon) -> None:
     data = {"first": sorted(lexicon.first), "last": sorted(lexicon.last), "common": sorted(lexicon.common)}
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".names-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(data, fh, ensure_ascii=False)
         os.replace(tmp, path)
-    except OSError:
-        pass  # caching is an optimisation only
+    except OSError:  # caching is an optimisation only; leave no partial file behind
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def _build_name_lexicon() -> NameLexicon:

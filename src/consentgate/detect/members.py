@@ -153,6 +153,7 @@ def _write_tokens(path: Path, full: pa.StringArray, tokens: frozenset[str]) -> N
     is_token = np.zeros(len(value), dtype=bool)
     is_token[len(full):] = True
     table = pa.table({"value": value, "is_token": pa.array(is_token)})
+    tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".members-")
@@ -160,8 +161,9 @@ def _write_tokens(path: Path, full: pa.StringArray, tokens: frozenset[str]) -> N
         with pa.OSFile(tmp, "wb") as fh, pa.ipc.new_file(fh, table.schema) as writer:
             writer.write_table(table)
         os.replace(tmp, path)
-    except OSError:
-        pass  # caching is an optimisation only
+    except (OSError, pa.ArrowException):  # caching is an optimisation only; leave no partial file behind
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
 
 
 def member_tokens_arrow(names: pa.StringArray) -> tuple[pa.StringArray, frozenset[str]]:
