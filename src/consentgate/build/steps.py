@@ -58,10 +58,8 @@ def detector(cfg: StepConfig) -> Detector:
     global _detector
     if _detector is None:
         from consentgate.detect import Detector
-        from consentgate.detect.members import release_free_memory
 
         _detector = Detector(member_names=_names if _names is not None and len(_names) else None)
-        release_free_memory()
     return _detector
 
 

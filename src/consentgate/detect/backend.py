@@ -27,7 +27,6 @@ import contextlib
 import functools
 import hashlib
 import os
-import tempfile
 from dataclasses import InitVar, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Final, Iterator, Mapping, Protocol, Sequence
@@ -37,6 +36,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consentgate.detect.cache import cache_dir, write_entry
 from consentgate.detect.patterns import PatternSpec
 from consentgate.errors import DetectError
 
@@ -228,11 +228,6 @@ def boundary_ok(arr: U8, start: I64, end: I64) -> npt.NDArray[np.bool_]:
 # --------------------------------------------------------------------------- hyperscan
 
 
-def cache_dir() -> Path:
-    """Where compiled detector parts are cached (``CONSENTGATE_CACHE_DIR``, else ~/.cache/consentgate)."""
-    return Path(os.environ.get("CONSENTGATE_CACHE_DIR") or Path.home() / ".cache" / "consentgate")
-
-
 def _cached_db(digest: str, compile_fn: Callable[[], Any], preloaded: Mapping[str, bytes]) -> Any:
     """The database with cache key ``digest``: from ``preloaded``, the disk cache, or compiled (and cached).
 
@@ -257,13 +252,7 @@ def _cached_db(digest: str, compile_fn: Callable[[], Any], preloaded: Mapping[st
         if db is not None:
             return db
         db = compile_fn()
-        try:
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".hs-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(hyperscan.dumpb(db))
-            os.replace(tmp, path)
-        except OSError:
-            pass  # caching is an optimisation only
+        write_entry(path, hyperscan.dumpb(db))
     return db
 
 

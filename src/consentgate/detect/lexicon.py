@@ -13,14 +13,10 @@ Owns building the word lists the detector compiles as literals:
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
-import os
 import pkgutil
 import re
-import tempfile
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata, resources
@@ -30,6 +26,7 @@ from typing import Any, Final, Iterable
 import yaml
 
 from consentgate.datamodel import TOPICS
+from consentgate.detect.cache import cache_dir, code_key, write_entry
 from consentgate.errors import DetectError
 
 _NAME_TOKEN: Final = re.compile(r"^[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)*$")
@@ -81,15 +78,14 @@ def name_lexicon() -> NameLexicon:
 
 
 def _lexicon_cache_path() -> Path | None:
-    from consentgate.detect.backend import cache_dir
-
+    h = code_key(__file__)
     try:
         faker_version = metadata.version("faker")
-        source = Path(__file__).read_bytes()
-    except (metadata.PackageNotFoundError, OSError):
+    except metadata.PackageNotFoundError:
         return None  # no cache without a version to key it on
-    h = hashlib.sha256(source)
-    h.update(f"\0{faker_version}\0{unicodedata.unidata_version}".encode())
+    if h is None:
+        return None
+    h.update(faker_version.encode())
     return cache_dir() / f"names-{faker_version}-{h.hexdigest()[:32]}.json"
 
 
@@ -107,16 +103,7 @@ def _read_lexicon(path: Path) -> NameLexicon | None:
 
 def _write_lexicon(path: Path, lexicon: NameLexicon) -> None:
     data = {"first": sorted(lexicon.first), "last": sorted(lexicon.last), "common": sorted(lexicon.common)}
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".names-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, ensure_ascii=False)
-        os.replace(tmp, path)
-    except OSError:  # caching is an optimisation only; leave no partial file behind
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    write_entry(path, json.dumps(data, ensure_ascii=False).encode("utf-8"))
 
 
 def _build_name_lexicon() -> NameLexicon:

@@ -19,10 +19,6 @@ filtering are Arrow and numpy kernels, and ``_usable`` runs once per *distinct* 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import tempfile
-import unicodedata
 from pathlib import Path
 from typing import Final, Iterable, TypeAlias
 
@@ -32,6 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc  # noqa: F401  (pa.ipc for the cache entries)
 
+from consentgate.detect import lexicon as lexicon_module
+from consentgate.detect.cache import cache_dir, code_key, write_entry
 from consentgate.detect.lexicon import _usable, member_name_tokens
 from consentgate.errors import DetectError
 
@@ -112,21 +110,15 @@ def cached_member_tokens(names: pa.StringArray) -> tuple[pa.StringArray, frozens
 
 
 def _tokens_cache_path(names: pa.StringArray) -> Path | None:
-    from consentgate.detect import lexicon
-    from consentgate.detect.backend import cache_dir
-
-    if names.offset or names.null_count:
-        names = pa.concat_arrays([names.drop_null()])  # offsets from 0, as the digest below expects
-    offsets_buf, data_buf = names.buffers()[1:3]
-    n = len(names)
-    h = hashlib.sha256(b"member-tokens/1\0")
-    try:
-        for module in (__file__, lexicon.__file__):
-            h.update(Path(module).read_bytes())
-    except OSError:
+    h = code_key(__file__, lexicon_module.__file__)
+    if h is None:
         return None
-    h.update(f"\0{unicodedata.unidata_version}\0{n}\0".encode())
+    if names.offset:
+        names = pa.concat_arrays([names])  # offsets from 0, as the digest below expects
+    n = len(names)
+    h.update(f"member-tokens/1\0{n}\0".encode())
     if n:
+        offsets_buf, data_buf = names.buffers()[1:3]
         offsets = np.frombuffer(offsets_buf, dtype=np.int32, count=n + 1)
         h.update(offsets.tobytes())
         if data_buf is not None:
@@ -153,17 +145,10 @@ def _write_tokens(path: Path, full: pa.StringArray, tokens: frozenset[str]) -> N
     is_token = np.zeros(len(value), dtype=bool)
     is_token[len(full):] = True
     table = pa.table({"value": value, "is_token": pa.array(is_token)})
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".members-")
-        os.close(fd)
-        with pa.OSFile(tmp, "wb") as fh, pa.ipc.new_file(fh, table.schema) as writer:
-            writer.write_table(table)
-        os.replace(tmp, path)
-    except (OSError, pa.ArrowException):  # caching is an optimisation only; leave no partial file behind
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
+    write_entry(path, sink.getvalue().to_pybytes())
 
 
 def member_tokens_arrow(names: pa.StringArray) -> tuple[pa.StringArray, frozenset[str]]:
