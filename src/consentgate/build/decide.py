@@ -45,7 +45,6 @@ REASON_DROP = "PII_DROP_RECORD"
 REASON_UNKNOWN_PARTICIPANT = "PARTICIPANT_NOT_IN_MEMBERS"
 BUILD_REASONS = (REASON_DROP, REASON_UNKNOWN_PARTICIPANT)
 REGION_SQL = "coalesce(m.subdivision, m.country, 'unknown')"
-_GROUP = f"category, {REGION_SQL} AS region, coalesce(m.tier, 'unknown') AS tier"  # for the included records
 DECISIONS_SCHEMA = pa.schema([
     pa.field("record_id", pa.string(), nullable=False),
     pa.field("decision", pa.string(), nullable=False),
@@ -94,13 +93,14 @@ def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, want: Finge
     return want[0]
 
 
-Group = tuple[str, str, str, int]
+Group = tuple[int, str, str, str, int]  # (group_key, category, region, tier, records)
 
 
 def _groups_of_screen(con: duckdb.DuckDBPyConnection) -> list[Group]:
     """Every record counted by (category, author's region, author's tier), from the screen's
     ``group_key`` (``compile_sql(extras=True)``): the keys of every possible group are computed
-    the same way and looked up, so the records are not read again for the manifest's counts."""
+    the same way and looked up, so the records are not read again for the manifest's counts.
+    The candidates keep their key, so the included ones are counted from it too (``_counts``)."""
     key = DUCKDB.hash_of("c.category", "g.region", "g.tier")
     names = con.execute(
         f"SELECT {key}, c.category, g.region, g.tier FROM (SELECT DISTINCT category FROM records) c, "
@@ -115,7 +115,7 @@ def _groups_of_screen(con: duckdb.DuckDBPyConnection) -> list[Group]:
     if any(int(k) not in by_key for k, _ in counts):
         raise BuildError("a record's group key matches no (category, region, tier) of the sources",
                          hint="Report this with --debug output: the screen and the build compute group keys differently.")
-    return [(*by_key[int(k)], int(n)) for k, n in counts]
+    return [(int(k), *by_key[int(k)], int(n)) for k, n in counts]
 
 
 def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, label: str) -> tuple[int, list[Group]]:
@@ -136,8 +136,9 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, label: str) -> t
         raise author_error(label, missing[0])
     groups = _groups_of_screen(con)
     # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at "
-                f"FROM records r SEMI JOIN (SELECT record_id FROM screen WHERE {_SCREEN_INCLUDES}) s ON s.record_id = r.record_id")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at, "
+                f"s.group_key FROM records r JOIN (SELECT record_id, group_key FROM screen WHERE {_SCREEN_INCLUDES}) s "
+                "ON s.record_id = r.record_id")
     con.execute(
         "CREATE OR REPLACE TABLE unknown_part AS SELECT DISTINCT x.record_id FROM "
         f"(SELECT record_id, unnest(participants) AS member_id FROM {CANDIDATES}) x "
@@ -202,13 +203,13 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     con.execute(f"""
         CREATE OR REPLACE TABLE scanned AS
         WITH d AS (
-            SELECT p.record_id, a.shard, r.created_at,
+            SELECT p.record_id, a.shard, r.created_at, r.group_key,
                    CASE WHEN a."drop" THEN list_sort(list_append(CAST(p.reasons AS VARCHAR[]), '{REASON_DROP}'))
                         ELSE CAST(p.reasons AS VARCHAR[]) END AS reasons,
                    p.decision = 'include' AND NOT a."drop" AS included
             FROM policy_out p JOIN ann a ON a.record_id = p.record_id JOIN {CANDIDATES} r ON r.record_id = p.record_id
         )
-        SELECT record_id, CASE WHEN included THEN 'include' ELSE 'exclude' END AS decision, reasons,
+        SELECT record_id, group_key, CASE WHEN included THEN 'include' ELSE 'exclude' END AS decision, reasons,
                CASE WHEN included THEN CAST(shard AS INTEGER) END AS shard,
                CASE WHEN included THEN CAST((row_number() OVER w - 1) * {int(plan.slices)} // count(*) OVER (PARTITION BY shard, included) AS INTEGER) END AS slice
         FROM d
@@ -350,14 +351,16 @@ def _check_written(con: duckdb.DuckDBPyConnection, plan: BuildPlan, writing: Fut
 
 def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int], every: list[Group]) -> dict[str, Any]:
     """Counts by decision, reason (given) and by category, region and tier of the author."""
-    # ``every``: all records by group (``run_screen``); the included ones here (a small join); excluded = all - included.
-    kept = {tuple(k[:3]): int(k[3]) for k in con.execute(
-        f"SELECT {_GROUP}, count(*) FROM (SELECT c.category, c.author_id FROM {CANDIDATES} c "
-        "SEMI JOIN (SELECT record_id FROM scanned WHERE decision = 'include') i ON i.record_id = c.record_id) r "
-        "LEFT JOIN members m ON m.member_id = r.author_id GROUP BY ALL").fetchall()}
+    # ``every``: all records by group (``run_screen``); the included ones here by the group key they
+    # kept from the screen (no join); excluded = all - included.
+    kept = {int(k): int(n) for k, n in con.execute(
+        "SELECT group_key, count(*) FROM scanned WHERE decision = 'include' GROUP BY ALL").fetchall()}
+    if not kept.keys() <= {g[0] for g in every}:
+        raise BuildError("an included record's group key is not among the screen's groups",
+                         hint="Report this with --debug output: the screen and decide passes disagree.")
     rows = []
-    for category, region, tier, n in every:
-        inc = kept.get((category, region, tier), 0)
+    for key, category, region, tier, n in every:
+        inc = kept.get(key, 0)
         rows += [(category, region, tier, "include", inc)] if inc else []
         rows += [(category, region, tier, "exclude", int(n) - inc)] if int(n) > inc else []
     splits: list[dict[str, dict[str, int]]] = [{}, {}, {}]

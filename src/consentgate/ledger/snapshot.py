@@ -382,10 +382,16 @@ def latest_rows(events: pa.Table) -> pa.Table:
         best = con.sql(f"SELECT max(rank) AS r FROM keyed GROUP BY member_id, vocab >> {KEY_SHIFT}").to_arrow_table()
     finally:
         con.close()
-    winners = order[best.column("r").to_numpy()]
-    # seq is unique, so the output order is fixed; rows read in seq order need only their positions sorted
-    winners = np.sort(winners) if in_seq_order else winners[np.argsort(seq[winners])]
-    return events.take(pa.array(winners))  # (plain take: with vocab packed, only policy_version would gain from _take)
+    # The winners are kept with a mask, which preserves the read order: a filter is a sequential
+    # copy per chunk, where a take of the same rows (sorted positions) gathered across chunks
+    # and took 1.2 s of 2.0 at 2.15M events (and the positions' sort another 0.2).
+    keep = np.zeros(events.num_rows, dtype=bool)
+    keep[order[best.column("r").to_numpy()]] = True
+    kept = events.filter(pa.array(keep))
+    if in_seq_order:
+        return kept
+    # seq is unique, so the output order is fixed
+    return kept.take(pa.array(np.argsort(kept.column("seq").to_numpy(), kind="stable")))
 
 
 def to_schema(table: pa.Table) -> pa.Table:
