@@ -367,8 +367,8 @@ def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int], every: li
     by_decision: dict[str, int] = {}
     for category, region, tier, decision, n in rows:
         by_decision[decision] = by_decision.get(decision, 0) + int(n)
-        for split, key in zip(splits, (category, region, tier)):
-            cell = split.setdefault(str(key), {})
+        for split, value in zip(splits, (category, region, tier)):
+            cell = split.setdefault(str(value), {})
             cell[decision] = cell.get(decision, 0) + int(n)
     return {
         "records": sum(by_decision.values()),
