@@ -314,6 +314,34 @@ def test_a_value_of_the_wrong_type_in_the_ledger_is_reported_as_tampering(small_
     assert "refusing to build" in err.message and "altered" in err.message
 
 
+def test_a_tampered_ledger_is_reported_rather_than_a_source_error_met_meanwhile(
+        small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:
+    """Consent is pinned in a thread while the engine checks the sources. When both fail, the
+    ledger's error is the one reported (as when pinning came first), and no verification
+    process is left running."""
+    import multiprocessing
+    import sqlite3
+
+    from consentgate.errors import LedgerIntegrityError
+
+    net = copy_data(small_network, tmp_path / "net")
+    with sqlite3.connect(net / "ledger.db") as db:
+        db.execute("UPDATE consent_events SET choice = CAST(choice AS BLOB) WHERE seq = 5")
+    bad = _write_records(tmp_path, _records(net).drop_columns(["author_id"]))
+    _fails(write_spec(net, sources=_sources(net, records=str(bad))), settings, LedgerIntegrityError, "hash chain is broken at sequence 5")
+    assert multiprocessing.active_children() == []
+
+
+def test_a_source_error_stops_the_ledger_check_running_beside_it(small_network: Path, write_spec: Callable[..., Path],
+                                                                  settings: Settings, tmp_path: Path) -> None:
+    """An intact ledger and a bad source: the source's error, and the background chain check is stopped."""
+    import multiprocessing
+
+    bad = _write_records(tmp_path, _records(small_network).drop_columns(["author_id"]))
+    _fails(write_spec(small_network, sources=_sources(small_network, records=str(bad))), settings, SchemaError, "missing column 'author_id'")
+    assert multiprocessing.active_children() == []
+
+
 def test_build_reads_consent_from_the_verified_events_not_the_state_table(small_network: Path, write_spec: Callable[..., Path],
                                                                           settings: Settings, tmp_path: Path) -> None:
     """The build checks the hash chain (which covers every event) and computes its snapshot from the

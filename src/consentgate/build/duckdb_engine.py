@@ -3,7 +3,8 @@
 Phases (each reported to the progress sink):
 
 1. **sources**: open and check the sources as canonical views (``build.sources``),
-   write the member-index table ``subjects/members.parquet``.
+   write the member-index table ``subjects/members.parquet``; meanwhile the caller pins
+   the consent snapshot, which is waited for (``BuildPlan.consent_ready``) before the screen.
 2. **screen**: DuckDB decides every record by the compiled policy without content;
    the records it includes are the candidates (``build.decide``).
 3. **detect**: stream the candidates in Arrow batches from DuckDB to worker processes
@@ -274,7 +275,6 @@ class DuckDBEngine:
             # among participants by the screen's query, which reads those columns anyway (``decide.run_screen``).
             records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False, check_authors=False)
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
-            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, streamed(con.sql(
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"
@@ -284,8 +284,14 @@ class DuckDBEngine:
             timings["sources"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
+            progress.phase("pin consent", None)  # pinned meanwhile (``BuildPlan.consent_ready``)
+            plan.consent_ready()
+            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
+            timings["consent_wait"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
             progress.phase("screen", None)
-            # 768 MB even though no worker runs yet: the ledger's chain check runs beside it (``run.ChainCheck``).
+            # 768 MB even though no worker runs yet: the ledger's chain check runs beside it (``consent.ChainCheck``).
             candidates, groups = decide.run_screen(con, plan, records.label)
             # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
             con.execute(f"SET memory_limit = '{detect_memory(candidates, workers)}'")  # ``connect`` gave it ``workers`` threads

@@ -19,7 +19,8 @@ import pyarrow as pa
 
 from consentgate.build.decide import NO_TOPICS, REASON_DROP, REASON_UNKNOWN_PARTICIPANT
 from consentgate.build.duckdb_engine import DISTINCT_NAMES, connect
-from consentgate.build.run import check_as_of, check_policy, pin_consent, resolve_scope, strategies_for
+from consentgate.build.consent import pin_consent
+from consentgate.build.run import check_as_of, check_policy, resolve_scope, strategies_for
 from consentgate.build.sharding import shard_of
 from consentgate.build.sources import one, open_source, quote_str
 from consentgate.build.spec import BuildSpec

@@ -1,10 +1,11 @@
 """``run_build``: from a spec to a complete, verified-shape dataset folder, atomically.
 
-Owns the order of a build: pin the consent state (a ledger snapshot at ``as_of``,
-or an events file loaded into a temporary ledger), refuse a policy that is not
-published unchanged and in effect at ``as_of``, compile the policy to SQL, hand
-the engine-neutral plan to the engine, then hash every file and write the
-dataset card and ``manifest.json`` before the folder is renamed into place.
+Owns the order of a build: refuse a policy that is not published unchanged and in
+effect at ``as_of``, pin the consent state (a ledger snapshot at ``as_of``, or an
+events file loaded into a temporary ledger: ``build.consent``) while the engine
+checks its sources, compile the policy to SQL, hand the engine-neutral plan to the
+engine, then hash every file and write the dataset card and ``manifest.json``
+before the folder is renamed into place.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from consentgate.build.atomic import AtomicFolder
 from consentgate.build.card import render_card
+from consentgate.build.consent import BackgroundPin, PinnedConsent, registry_of
 from consentgate.build.files import parquet_rows, sha256_file
 from consentgate.build.manifest import CARD, FORMAT, MANIFEST, write_manifest
 from consentgate.build.plan import BuildPlan, EngineResult, NullProgress, Progress, StepConfig, get_engine
@@ -32,77 +34,6 @@ from consentgate.config import Settings, load_settings
 from consentgate.errors import BuildError
 
 SHARD_HASH = "sha256-first8-be-mod"
-
-
-class ChainCheck:
-    """The ledger's chain verification, running in a separate process while the build goes on.
-
-    Verifying walks and re-hashes every event (tens of seconds for millions of events,
-    pure Python); in its own process it neither holds up the build's phases nor
-    competes for their interpreter lock. The build joins it before anything is
-    published; the process is stopped if the build fails first.
-    """
-
-    def __init__(self, url: str) -> None:
-        import multiprocessing
-
-        ctx = multiprocessing.get_context("spawn")
-        self._recv, send = ctx.Pipe(duplex=False)
-        self._proc = ctx.Process(target=_verify_in_child, args=(url, send), name="consentgate-verify", daemon=True)
-        self._proc.start()
-        send.close()
-        self.url = url
-
-    def result(self) -> None:
-        """Wait for the verification; raise ``LedgerIntegrityError`` (or what failed) when it did not pass."""
-        try:
-            outcome = self._recv.recv()
-        except EOFError:
-            outcome = ("error", "the verification process ended without a result")
-        self._proc.join()
-        if outcome[0] == "broken":
-            from consentgate.errors import LedgerIntegrityError
-
-            raise LedgerIntegrityError(outcome[1], hint="Run `consentgate ledger verify` and restore the ledger before building.",
-                                       source=self.url)
-        if outcome[0] != "ok":
-            raise BuildError(f"verifying the consent ledger failed: {outcome[1]}", hint="Run `consentgate ledger verify` for details.")
-
-    def stop(self) -> None:
-        if self._proc.is_alive():
-            self._proc.terminate()
-        self._proc.join()
-
-
-def _verify_in_child(url: str, send: Any) -> None:
-    """Child process: verify the ledger at ``url`` and send ``(status, message)``."""
-    from consentgate.errors import ConsentGateError, LedgerIntegrityError
-    from consentgate.ledger import open_ledger
-
-    try:
-        ledger = open_ledger(url, create=False)
-        try:
-            _verify_chain(ledger, url)
-        finally:
-            ledger.close()
-        send.send(("ok", ""))
-    except LedgerIntegrityError as exc:
-        send.send(("broken", exc.message))
-    except ConsentGateError as exc:
-        send.send(("error", exc.message))
-    except Exception as exc:  # noqa: BLE001  (reported in the parent; never the ledger's contents)
-        send.send(("error", type(exc).__name__))
-
-
-@dataclass(frozen=True)
-class PinnedConsent:
-    snapshot: Path
-    rows: int
-    head_seq: int
-    head_hash: str
-    kind: str
-    registry_url: str | None
-    check: ChainCheck | None = None
 
 
 @dataclass(frozen=True)
@@ -123,66 +54,6 @@ class BuildResult:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: bool = False) -> PinnedConsent:
-    """Snapshot the consent ledger at ``as_of`` into ``work`` and record its head.
-
-    The snapshot is computed from the events alone, and the ledger's hash chain (which
-    covers every event) is verified too: before returning, or with ``background``
-    in a ``ChainCheck`` the caller must join (``PinnedConsent.check.result()``) before
-    publishing anything. An events file is loaded into a fresh ledger whose chain this
-    build has just written, so it is not re-verified.
-    """
-    from consentgate.ledger import open_ledger
-
-    consent = spec.sources.consent
-    snapshot = work / "consent.parquet"
-    registry: str | None
-    if consent.ledger is not None:
-        ledger = open_ledger(consent.ledger, create=False)
-        kind, registry = "ledger", spec.policy.published_in or consent.ledger
-    else:
-        assert consent.events is not None
-        if consent.events.path is None:
-            raise BuildError("sources.consent.events must be a file (Parquet, CSV or JSONL)", field="sources.consent.events")
-        ledger = open_ledger(f"sqlite:///{work / 'events-ledger.db'}", create=True)
-        ledger.import_file(consent.events.path)
-        kind, registry = "events", spec.policy.published_in
-    check: ChainCheck | None = None
-    try:
-        if kind == "ledger" and background:
-            check = ChainCheck(str(consent.ledger))
-        elif kind == "ledger":
-            _verify_chain(ledger, str(consent.ledger))
-        # From the events alone: they are what the chain check covers. (The maintained
-        # consent_state table is not checked here, so the build does not read it.)
-        info = ledger.snapshot(as_of, snapshot, from_events=True)
-    except BaseException as exc:
-        if check is not None:
-            if isinstance(exc, Exception):
-                # A snapshot that cannot be read from the events (a BLOB where a choice should
-                # be, say) is most likely tampering: when the chain check says so, that is the error.
-                check.result()
-            check.stop()
-        raise
-    finally:
-        ledger.close()
-    return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, registry, check)
-
-
-def _verify_chain(ledger: Any, label: str) -> None:
-    """Refuse to build on a ledger whose hash chain is broken: a deleted opt-out must not
-    silently let a member's records in under an authoritative-looking manifest."""
-    from consentgate.errors import LedgerIntegrityError
-
-    result = ledger.verify(state=False)  # the build's snapshot comes from the events, not consent_state
-    if not result.ok:
-        where = f"its hash chain is broken at sequence {result.first_bad_seq}"
-        raise LedgerIntegrityError(
-            f"the consent ledger fails verification: {where} ({result.reason}); refusing to build",
-            hint="Run `consentgate ledger verify` and restore the ledger before building.", source=label,
-        )
 
 
 def check_as_of(as_of: datetime, started: datetime) -> None:
@@ -279,17 +150,11 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             inputs = _hash_inputs(hasher, spec)
             work = tmp / "_work"
             work.mkdir()
-            sink.phase("pin consent", None)
-            pinned = pin_consent(spec, as_of, work, background=True)
-            try:
-                published = check_policy(policy, pinned.registry_url, as_of)
-                pinned_s = time.perf_counter() - t0  # pinning and the policy check count as ``prepare``
-                result = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pinned, tmp, n_workers, sink)
-            except BaseException:
-                if pinned.check is not None:
-                    pinned.check.stop()
-                raise
-            timings = {"prepare": pinned_s + result.timings.pop("prepare")}
+            published = check_policy(policy, registry_of(spec), as_of)
+            checked_s = time.perf_counter() - t0  # loading and checking the policy count as ``prepare``
+            pin = BackgroundPin(spec, as_of, work)
+            result, pinned = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pin, tmp, n_workers, sink)
+            timings = {"prepare": checked_s + result.timings.pop("prepare"), "pin_consent_overlapped": pin.seconds}
             if pinned.check is not None:
                 sink.phase("verify ledger chain", None)
                 t1 = time.perf_counter()
@@ -315,8 +180,13 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
 
 
 def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datetime, strategies: dict[str, str], key: bytes | None,
-                settings: Settings, pinned: PinnedConsent, tmp: Path, n_workers: int, sink: Progress) -> EngineResult:
-    """Compile the plan (the policy was checked against the pinned registry) and run it on ``eng``."""
+                settings: Settings, pin: BackgroundPin, tmp: Path, n_workers: int, sink: Progress) -> tuple[EngineResult, PinnedConsent]:
+    """Compile the plan (the policy was checked against its registry) and run it on ``eng`` while ``pin``
+    pins the consent; return the engine's result and the pinned consent.
+
+    When the build fails, pinning is waited for and its chain check stopped; if pinning
+    failed too, its error is the one raised (a ledger that fails verification, say,
+    matters more than a source error the engine met meanwhile)."""
     from consentgate.build.decide import CANDIDATES, NO_TOPICS
     from consentgate.policy import SqlTables, compile_policy, compile_sql
 
@@ -325,15 +195,22 @@ def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datet
     decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
     plan = BuildPlan(
         name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
-        consent_snapshot=pinned.snapshot, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
+        consent_snapshot=pin.snapshot, consent_ready=pin.wait, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
         batch_size=min(settings.batch_size, 65536),
         steps=StepConfig(spec.shards, {**strategies, TOPIC_ENTITY: "mask"}, key,
                          tuple(e for e, s in strategies.items() if s == "drop_record"), compile_policy(policy).redact_topics()),
     )
     prepared = time.perf_counter() - t0
-    result = eng.run(plan, tmp, workers=n_workers, progress=sink)
+    try:
+        result: EngineResult = eng.run(plan, tmp, workers=n_workers, progress=sink)
+        pinned = pin.wait()
+    except BaseException as exc:
+        failed = pin.abandon()
+        if failed is not None and failed is not exc and isinstance(exc, Exception):
+            raise failed from None
+        raise
     result.timings["prepare"] = prepared
-    return result  # type: ignore[no-any-return]
+    return result, pinned
 
 
 def _progress(progress: bool | Progress) -> Progress:
