@@ -397,3 +397,25 @@ def test_a_participant_missing_from_members_keeps_the_record_out_unscanned(small
     assert after.counts["content_scanned"] == before.counts["content_scanned"] - 1
     d0.pop(target)
     assert {k: (v["decision"], v["reasons"]) for k, v in d1.items()} == {k: (v["decision"], v["reasons"]) for k, v in d0.items()}
+
+
+@pytest.mark.parametrize("change", ["drop a record", "repeat a record"])
+def test_a_policy_query_that_does_not_decide_every_record_once_stops_the_build(
+        small_network: Path, write_spec: Callable[..., Path], settings: Settings, monkeypatch: pytest.MonkeyPatch, change: str) -> None:
+    """The screen's output is compared with the records (row count and the sum of the ids' hashes,
+    taken when the records were checked): a compiled query that loses or repeats a record stops the build."""
+    import consentgate.policy as policy_pkg
+
+    real = policy_pkg.compile_sql
+    first = _records(small_network).column("record_id")[0].as_py()
+
+    def broken(*args: object, **kwargs: object) -> str:
+        sql = real(*args, **kwargs)  # type: ignore[arg-type]
+        if kwargs.get("output") != "mask":
+            return sql
+        if change == "drop a record":
+            return f"SELECT * FROM ({sql}) WHERE record_id <> '{first}'"
+        return f"SELECT * FROM ({sql}) UNION ALL SELECT * FROM ({sql}) WHERE record_id = '{first}'"
+
+    monkeypatch.setattr(policy_pkg, "compile_sql", broken)
+    _fails(write_spec(small_network), settings, BuildError, "decisions for", "records")

@@ -37,7 +37,7 @@ import pyarrow.compute as pc
 
 from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
-from consentgate.build.sources import author_error, duplicate_error, one, quote_str, streamed
+from consentgate.build.sources import ID_HASH_SUM, SourceTable, author_error, duplicate_error, one, quote_str, streamed
 from consentgate.errors import BuildError
 from consentgate.policy.sql import DUCKDB, reasons_of
 
@@ -67,7 +67,7 @@ class DecideOutcome:
     counts: dict[str, Any]
 
 
-_FINGERPRINT = "count(*), coalesce(sum(hash(record_id)::HUGEINT), 0)"
+_FINGERPRINT = f"count(*), {ID_HASH_SUM}"
 Fingerprint = tuple[int, int]
 
 
@@ -118,22 +118,23 @@ def _groups_of_screen(con: duckdb.DuckDBPyConnection) -> list[Group]:
     return [(int(k), *by_key[int(k)], int(n)) for k, n in counts]
 
 
-def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, label: str) -> tuple[int, list[Group]]:
+def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceTable) -> tuple[int, list[Group]]:
     """Decide every record without content; create the ``candidates`` table; return how many
     records it holds and every record counted by group (``_groups_of_screen``).
 
     The screen's query also tells, per record, whether its author is missing from its
-    participants: a record of source ``label`` that is stops the build here (``sources.author_error``)."""
+    participants: a record of source ``records`` that is stops the build here (``sources.author_error``)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
     # The screen keeps each record's reason bits (``compile_sql(output="mask")``): 10M code lists cost more
     # to build and hold than 10M integers; they are spelled out once per distinct mask when written.
     # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
     # through a second connection (``_write_decisions``).
     con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes, group_key, author_missing FROM ({plan.screen_sql})")
-    _check_policy_output(con, "screen", _fingerprint(con, "records"), "mask IS NULL")
+    assert records.id_hash_sum is not None  # taken when the records were checked (``sources.open_source``)
+    _check_policy_output(con, "screen", (records.rows, records.id_hash_sum), "mask IS NULL")
     missing = one(con.execute("SELECT min(record_id) FROM screen WHERE author_missing"))
     if missing is not None and missing[0] is not None:
-        raise author_error(label, missing[0])
+        raise author_error(records.label, missing[0])
     groups = _groups_of_screen(con)
     # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at, "

@@ -292,7 +292,7 @@ class DuckDBEngine:
             t0 = time.perf_counter()
             progress.phase("screen", None)
             # 768 MB even though no worker runs yet: the ledger's chain check runs beside it (``consent.ChainCheck``).
-            candidates, groups = decide.run_screen(con, plan, records.label)
+            candidates, groups = decide.run_screen(con, plan, records)
             # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
             con.execute(f"SET memory_limit = '{detect_memory(candidates, workers)}'")  # ``connect`` gave it ``workers`` threads
             con.execute("SET preserve_insertion_order = false")  # the detect stream's order is free (``_DETECT_FLOOR_MIB``)
