@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_bench import _tree_rss, rss_of, sampled_build  # noqa: E402
 
-PHASES_LAST_FIRST = ("manifest", "ledger_verify_wait", "write", "decide", "detect", "screen", "consent_wait", "sources")
+PHASES_LAST_FIRST = ("manifest", "ledger_verify_wait", "write", "decide", "detect", "screen", "sources")
 
 
 def main() -> None:

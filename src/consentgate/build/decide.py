@@ -140,6 +140,11 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at, "
                 f"s.group_key FROM records r JOIN (SELECT record_id, group_key FROM screen WHERE {_SCREEN_INCLUDES}) s "
                 "ON s.record_id = r.record_id")
+    # A repeated id among the candidates would join with itself above and upset the decide pass's
+    # own checks; it is named here (the rest of the ids are checked in order when the decisions are written).
+    twin = one(con.execute(f"SELECT record_id FROM {CANDIDATES} GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1"))
+    if twin is not None:
+        raise duplicate_error(con, "records", "record_id", records.label, twin[0])
     con.execute(
         "CREATE OR REPLACE TABLE unknown_part AS SELECT DISTINCT x.record_id FROM "
         f"(SELECT record_id, unnest(participants) AS member_id FROM {CANDIDATES}) x "

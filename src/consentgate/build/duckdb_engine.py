@@ -3,8 +3,7 @@
 Phases (each reported to the progress sink):
 
 1. **sources**: open and check the sources as canonical views (``build.sources``),
-   write the member-index table ``subjects/members.parquet``; meanwhile the caller pins
-   the consent snapshot, which is waited for (``BuildPlan.consent_ready``) before the screen.
+   write the member-index table ``subjects/members.parquet``.
 2. **screen**: DuckDB decides every record by the compiled policy without content;
    the records it includes are the candidates (``build.decide``).
 3. **detect**: stream the candidates in Arrow batches from DuckDB to worker processes
@@ -275,6 +274,7 @@ class DuckDBEngine:
             # among participants by the screen's query, which reads those columns anyway (``decide.run_screen``).
             records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False, check_authors=False)
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
+            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, streamed(con.sql(
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"
@@ -282,12 +282,6 @@ class DuckDBEngine:
             names = con.sql(DISTINCT_NAMES).to_arrow_table().column(0).combine_chunks()
             cfg = plan.steps  # the names go to each worker once, as the pool's initializer argument
             timings["sources"] = time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            progress.phase("pin consent", None)  # pinned meanwhile (``BuildPlan.consent_ready``)
-            plan.consent_ready()
-            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
-            timings["consent_wait"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
             progress.phase("screen", None)

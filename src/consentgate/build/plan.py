@@ -2,9 +2,7 @@
 
 A ``BuildPlan`` is everything an engine needs and nothing engine-specific:
 
-- the sources (``SourceSpec`` + ``Mapping``) and the consent snapshot file, which may
-  still be being written when the engine starts: the engine calls ``consent_ready``
-  before it first reads it (the sources are checked meanwhile);
+- the sources (``SourceSpec`` + ``Mapping``) and the consent snapshot file;
 - ``screen_sql``: the policy compiled to one standard SQL query over the tables
   ``records``, ``members``, ``consent`` and an empty ``no_topics`` (docs/interfaces.md):
   every record decided without reading its content, returning each record's reason
@@ -24,7 +22,6 @@ bitmaps in a folder it is given, and returns what it wrote and counted.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -60,8 +57,6 @@ class BuildPlan:
     batch_size: int
     steps: StepConfig
     extra: dict[str, Any] = field(default_factory=dict)
-    # Blocks until ``consent_snapshot`` is complete; raises what pinning the consent raised.
-    consent_ready: Callable[[], object] = lambda: None
 
 
 class Progress(Protocol):

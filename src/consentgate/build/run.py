@@ -2,10 +2,9 @@
 
 Owns the order of a build: refuse a policy that is not published unchanged and in
 effect at ``as_of``, pin the consent state (a ledger snapshot at ``as_of``, or an
-events file loaded into a temporary ledger: ``build.consent``) while the engine
-checks its sources, compile the policy to SQL, hand the engine-neutral plan to the
-engine, then hash every file and write the dataset card and ``manifest.json``
-before the folder is renamed into place.
+events file loaded into a temporary ledger: ``build.consent``), compile the policy
+to SQL, hand the engine-neutral plan to the engine, then hash every file and write
+the dataset card and ``manifest.json`` before the folder is renamed into place.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from typing import Any
 
 from consentgate.build.atomic import AtomicFolder
 from consentgate.build.card import render_card
-from consentgate.build.consent import BackgroundPin, PinnedConsent, registry_of
+from consentgate.build.consent import PinnedConsent, pin_consent, registry_of
 from consentgate.build.files import parquet_rows, sha256_file
 from consentgate.build.manifest import CARD, FORMAT, MANIFEST, write_manifest
 from consentgate.build.plan import BuildPlan, EngineResult, NullProgress, Progress, StepConfig, get_engine
@@ -150,11 +149,17 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             inputs = _hash_inputs(hasher, spec)
             work = tmp / "_work"
             work.mkdir()
-            published = check_policy(policy, registry_of(spec), as_of)
-            checked_s = time.perf_counter() - t0  # loading and checking the policy count as ``prepare``
-            pin = BackgroundPin(spec, as_of, work)
-            result, pinned = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pin, tmp, n_workers, sink)
-            timings = {"prepare": checked_s + result.timings.pop("prepare"), "pin_consent_overlapped": pin.seconds}
+            published = check_policy(policy, registry_of(spec), as_of)  # before any work on the ledger or sources
+            sink.phase("pin consent", None)
+            pinned = pin_consent(spec, as_of, work, background=True)
+            try:
+                pinned_s = time.perf_counter() - t0  # the policy check and pinning count as ``prepare``
+                result = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pinned, tmp, n_workers, sink)
+            except BaseException:
+                if pinned.check is not None:
+                    pinned.check.stop()
+                raise
+            timings = {"prepare": pinned_s + result.timings.pop("prepare")}
             if pinned.check is not None:
                 sink.phase("verify ledger chain", None)
                 t1 = time.perf_counter()
@@ -180,13 +185,8 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
 
 
 def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datetime, strategies: dict[str, str], key: bytes | None,
-                settings: Settings, pin: BackgroundPin, tmp: Path, n_workers: int, sink: Progress) -> tuple[EngineResult, PinnedConsent]:
-    """Compile the plan (the policy was checked against its registry) and run it on ``eng`` while ``pin``
-    pins the consent; return the engine's result and the pinned consent.
-
-    When the build fails, pinning is waited for and its chain check stopped; if pinning
-    failed too, its error is the one raised (a ledger that fails verification, say,
-    matters more than a source error the engine met meanwhile)."""
+                settings: Settings, pinned: PinnedConsent, tmp: Path, n_workers: int, sink: Progress) -> EngineResult:
+    """Compile the plan (the policy was checked against its registry) and run it on ``eng``."""
     from consentgate.build.decide import CANDIDATES, NO_TOPICS
     from consentgate.policy import SqlTables, compile_policy, compile_sql
 
@@ -195,22 +195,15 @@ def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datet
     decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
     plan = BuildPlan(
         name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
-        consent_snapshot=pin.snapshot, consent_ready=pin.wait, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
+        consent_snapshot=pinned.snapshot, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
         batch_size=min(settings.batch_size, 65536),
         steps=StepConfig(spec.shards, {**strategies, TOPIC_ENTITY: "mask"}, key,
                          tuple(e for e, s in strategies.items() if s == "drop_record"), compile_policy(policy).redact_topics()),
     )
     prepared = time.perf_counter() - t0
-    try:
-        result: EngineResult = eng.run(plan, tmp, workers=n_workers, progress=sink)
-        pinned = pin.wait()
-    except BaseException as exc:
-        failed = pin.abandon()
-        if failed is not None and failed is not exc and isinstance(exc, Exception):
-            raise failed from None
-        raise
+    result: EngineResult = eng.run(plan, tmp, workers=n_workers, progress=sink)
     result.timings["prepare"] = prepared
-    return result, pinned
+    return result
 
 
 def _progress(progress: bool | Progress) -> Progress:
