@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
+from consentgate.build.subjects import write_subject_bitmaps
 from consentgate.build.sources import ID_HASH_SUM, SourceTable, author_error, duplicate_error, one, quote_str, streamed
 from consentgate.errors import BuildError
 from consentgate.policy.sql import DUCKDB, reasons_of
@@ -65,6 +66,7 @@ INCLUDED = "included"  # under the scratch folder: shard=K/*.parquet, written by
 class DecideOutcome:
     included: int
     counts: dict[str, Any]
+    subjects: list[int]  # members per shard (``subjects.write_subject_bitmaps``)
 
 
 _FINGERPRINT = f"count(*), {ID_HASH_SUM}"
@@ -198,9 +200,11 @@ def _views(con: duckdb.DuckDBPyConnection, work: Path) -> None:
         con.execute("CREATE OR REPLACE TEMP TABLE ann (record_id VARCHAR, shard INTEGER, \"drop\" BOOLEAN)")
 
 
-def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out: Path, groups: list[Group]) -> DecideOutcome:
-    """Decide the candidates with their topics, write ``decisions.parquet`` and ``_work/included/shard=K/``
-    (the included records' other columns, one folder per shard: no sort); return the counts."""
+def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out: Path, groups: list[Group],
+               member_index: Path) -> DecideOutcome:
+    """Decide the candidates with their topics, write ``decisions.parquet``, ``_work/included/shard=K/``
+    (the included records' other columns, one folder per shard: no sort) and the shards' subject
+    bitmaps; return the counts."""
     _views(con, work)
     con.execute(f"CREATE OR REPLACE TEMP TABLE policy_out AS SELECT record_id, decision, reasons FROM ({plan.decide_sql})")
     candidates = _check_policy_output(con, "policy_out", _fingerprint(con, "cand"))
@@ -234,13 +238,12 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     # DuckDB works on while a thread writes decisions.parquet; with one thread, so that the
     # writer (single-threaded Parquet encoding, the longest task left) keeps a core.
     con.execute("SET threads = 1")
+    included = (f"SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
+                f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include'")
     try:
-        con.execute(
-            "COPY (SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
-            f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include') "
-            f"TO {quote_str(str(work / INCLUDED))} (FORMAT parquet, PARTITION_BY (shard))"
-        )
+        con.execute(f"COPY ({included}) TO {quote_str(str(work / INCLUDED))} (FORMAT parquet, PARTITION_BY (shard))")
         counts = _counts(con, by_reason, groups)
+        subjects = write_subject_bitmaps(con, included, member_index, out, plan.shards)
     except BaseException:
         wait([writing])  # nothing may still write into the folder that is about to be removed
         raise
@@ -251,7 +254,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     con.execute("DROP VIEW unscanned")
     for table in ("scanned", "screen", "unknown_part", "cand", CANDIDATES):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
-    return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts)
+    return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts, subjects=subjects)
 
 
 def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> tuple[dict[str, int], Future[int]]:

@@ -15,7 +15,8 @@ Phases (each reported to the progress sink):
    ``decisions.parquet`` is written.
 5. **write**: one task per shard (in the pool): DuckDB sorts the shard's included
    records by ``created_at``, ``steps.redact_batch`` redacts them, and the shard file
-   and its subject bitmap are written and hashed.
+   is written. (The shards' subject bitmaps are written in the decide phase, from one
+   query: ``build.subjects``.)
 
 Memory is bounded by the batch size, the number of batches in flight and DuckDB's
 memory limit (it spills sorts to the scratch folder), not by the input size.
@@ -39,10 +40,10 @@ import pyarrow.parquet as pq
 from consentgate.build.decide import INCLUDED
 from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress, StepConfig
-from consentgate.build.sources import one, open_source, query_failed, quote_str, streamed
+from consentgate.build.sources import open_source, query_failed, quote_str, streamed
+from consentgate.build.subjects import shard_name
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
-from consentgate.errors import BuildError
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
 _MEMORY_MAIN = "768MB"
@@ -79,15 +80,10 @@ def detect_memory(candidates: int, threads: int) -> str:
     return f"{max(_DETECT_FLOOR_MIB, need) + _DETECT_MIB_PER_THREAD * max(0, threads - 2)}MiB"
 
 
-def shard_name(k: int) -> str:
-    return f"shard-{k:05d}"
-
-
 @dataclass(frozen=True)
 class ShardOut:
     shard: int
     rows: int
-    subjects: int
     redactions: dict[str, int]
 
 
@@ -112,10 +108,8 @@ def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path
     return int(batch.num_rows)
 
 
-def write_shard(cfg: StepConfig, k: int, work: Path, out: Path, member_index: Path) -> ShardOut:
-    """Sort, redact and write shard ``k`` and its subject bitmap."""
-    from pyroaring import BitMap
-
+def write_shard(cfg: StepConfig, k: int, work: Path, out: Path) -> ShardOut:
+    """Sort, redact and write shard ``k`` (its subject bitmap was written in the decide phase)."""
     con = connect(work / f"tmp-{k}", threads=1, memory=_MEMORY_WORKER)
     # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from the
     # shard's folder of included records (``decide``).
@@ -136,18 +130,8 @@ def write_shard(cfg: StepConfig, k: int, work: Path, out: Path, member_index: Pa
                 counts[key] = counts.get(key, 0) + v
             dest.write(pa.Table.from_batches([redacted]))
         rows = dest.rows
-    con.execute(
-        f"CREATE TEMP TABLE subj AS SELECT DISTINCT p.member_id, m.index FROM (SELECT unnest(participants) AS member_id "
-        f"FROM read_parquet({quote_str(str(path))})) p LEFT JOIN read_parquet({quote_str(str(member_index))}) m ON p.member_id = m.member_id"
-    )
-    unknown = one(con.execute("SELECT count(*) FROM subj WHERE index IS NULL"))
-    subjects = con.sql("SELECT index FROM subj ORDER BY index").to_arrow_table().column(0).to_numpy()
     con.close()
-    if unknown is None or unknown[0]:
-        raise BuildError(f"shard {k} holds a participant missing from the member index", hint="Report this: it should have been excluded.")
-    bitmap = BitMap(subjects.astype(np.uint32))
-    (out / "subjects" / f"{shard_name(k)}.roaring").write_bytes(bitmap.serialize())
-    return ShardOut(shard=k, rows=rows, subjects=len(bitmap), redactions=counts)
+    return ShardOut(shard=k, rows=rows, redactions=counts)
 
 
 def quote_ident_simple(name: str) -> str:
@@ -316,7 +300,7 @@ class DuckDBEngine:
             progress.phase("decide", None)
             # The detection workers are gone: the decide queries may use their share of memory.
             con.execute(f"SET memory_limit = '{_MEMORY_DECIDE}'")
-            outcome = decide.run_decide(con, plan, work, out, groups)
+            outcome = decide.run_decide(con, plan, work, out, groups, member_index)
             con.execute(f"SET memory_limit = '{_MEMORY_MAIN}'")
             timings["decide"] = time.perf_counter() - t0
 
@@ -330,7 +314,7 @@ class DuckDBEngine:
 
             writers = _Runner(workers, None)
             try:
-                writers.map_bounded(write_shard, ((cfg, k, work, out, member_index) for k in range(plan.shards)), done)
+                writers.map_bounded(write_shard, ((cfg, k, work, out) for k in range(plan.shards)), done)
             finally:
                 writers.close()
             timings["write"] = time.perf_counter() - t0
@@ -348,7 +332,7 @@ class DuckDBEngine:
             counts=outcome.counts,
             redactions=dict(sorted(redactions.items())),
             shard_rows=[shard_outs[k].rows for k in range(plan.shards)],
-            subject_counts=[shard_outs[k].subjects for k in range(plan.shards)],
+            subject_counts=outcome.subjects,
             members_indexed=indexed,
             timings=timings,
             versions={"duckdb": duckdb.__version__, "pyarrow": pa.__version__},

@@ -1,0 +1,40 @@
+"""Subject bitmaps: one query over the included records gives each shard's members (``build.subjects``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pyroaring import BitMap
+
+from consentgate.build.subjects import write_subject_bitmaps
+from consentgate.errors import BuildError
+
+INCLUDED = "SELECT * FROM inc"
+
+
+def _setup(tmp_path: Path, participants: list[list[str]], shards: list[int]) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    index = tmp_path / "members.parquet"
+    pq.write_table(pa.table({"member_id": ["a", "b", "c", "d"], "index": pa.array([0, 1, 2, 3], pa.uint32())}), index)
+    (tmp_path / "subjects").mkdir()
+    con = duckdb.connect()
+    con.register("inc_arrow", pa.table({"shard": pa.array(shards, pa.int32()), "participants": participants}))
+    con.execute("CREATE TABLE inc AS SELECT * FROM inc_arrow")
+    return con, index
+
+
+def test_each_shard_gets_the_index_of_every_participant(tmp_path: Path) -> None:
+    con, index = _setup(tmp_path, [["a", "c"], ["c"], ["d", "b", "d"]], [0, 0, 2])
+    counts = write_subject_bitmaps(con, INCLUDED, index, tmp_path, 3)
+    got = [BitMap.deserialize((tmp_path / "subjects" / f"shard-{k:05d}.roaring").read_bytes()) for k in range(3)]
+    assert [list(b) for b in got] == [[0, 2], [], [1, 3]]  # a shard without records gets an empty bitmap
+    assert counts == [2, 0, 2]
+
+
+def test_a_participant_missing_from_the_member_index_stops_the_build(tmp_path: Path) -> None:
+    con, index = _setup(tmp_path, [["a", "zz"]], [1])
+    with pytest.raises(BuildError, match="missing from the member index"):
+        write_subject_bitmaps(con, INCLUDED, index, tmp_path, 2)
