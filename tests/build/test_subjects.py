@@ -38,3 +38,9 @@ def test_a_participant_missing_from_the_member_index_stops_the_build(tmp_path: P
     con, index = _setup(tmp_path, [["a", "zz"]], [1])
     with pytest.raises(BuildError, match="missing from the member index"):
         write_subject_bitmaps(con, INCLUDED, index, tmp_path, 2)
+
+
+def test_a_shard_outside_the_range_stops_the_build(tmp_path: Path) -> None:
+    con, index = _setup(tmp_path, [["a"], ["b"]], [0, 5])
+    with pytest.raises(BuildError, match="outside 0..1"):
+        write_subject_bitmaps(con, INCLUDED, index, tmp_path, 2)

@@ -1,7 +1,8 @@
 """The screen and decide phases of the DuckDB engine: policy SQL, build-level reasons, slices, counts.
 
-Owns ``decisions.parquet`` and the counts of the manifest. A record is decided twice
-at most, so that no content is read that the policy could not use:
+Owns ``decisions.parquet`` and the counts of the manifest (and has ``build.subjects`` write
+the shards' subject bitmaps). A record is decided twice at most, so that no content is
+read that the policy could not use:
 
 1. **screen** (``plan.screen_sql``): the compiled policy over every record with no
    topics at all. Topics only ever add exclusion reasons, so a record the screen

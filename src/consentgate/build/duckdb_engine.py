@@ -12,11 +12,10 @@ Phases (each reported to the progress sink):
    No other record's text is read.
 4. **decide**: DuckDB runs the compiled policy SQL over the candidates with their
    topics; build-level reasons are added; shards and slices are assigned;
-   ``decisions.parquet`` is written.
+   ``decisions.parquet`` and every shard's subject bitmap (``build.subjects``) are written.
 5. **write**: one task per shard (in the pool): DuckDB sorts the shard's included
    records by ``created_at``, ``steps.redact_batch`` redacts them, and the shard file
-   is written. (The shards' subject bitmaps are written in the decide phase, from one
-   query: ``build.subjects``.)
+   is written.
 
 Memory is bounded by the batch size, the number of batches in flight and DuckDB's
 memory limit (it spills sorts to the scratch folder), not by the input size.
