@@ -93,7 +93,6 @@ class PinnedConsent:
     head_seq: int
     head_hash: str
     kind: str
-    registry_url: str | None
     check: ChainCheck | None = None
 
 
@@ -110,7 +109,6 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: boo
 
     consent = spec.sources.consent
     snapshot = work / SNAPSHOT
-    registry = registry_of(spec)
     if consent.ledger is not None:
         ledger = open_ledger(consent.ledger, create=False)
         kind = "ledger"
@@ -140,7 +138,7 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: boo
         raise
     finally:
         ledger.close()
-    return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, registry, check)
+    return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, check)
 
 
 def _verify_chain(ledger: Any, label: str) -> None:

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
 from consentgate.build.subjects import write_subject_bitmaps
-from consentgate.build.sources import ID_HASH_SUM, SourceTable, author_error, duplicate_error, one, quote_str, streamed
+from consentgate.build.sources import SourceTable, id_hash_sum, author_error, duplicate_error, one, quote_str, streamed
 from consentgate.errors import BuildError
 from consentgate.policy.sql import DUCKDB, reasons_of
 
@@ -70,7 +70,7 @@ class DecideOutcome:
     subjects: list[int]  # members per shard (``subjects.write_subject_bitmaps``)
 
 
-_FINGERPRINT = f"count(*), {ID_HASH_SUM}"
+_FINGERPRINT = f"count(*), {id_hash_sum('record_id')}"
 Fingerprint = tuple[int, int]
 
 
@@ -133,7 +133,6 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
     # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
     # through a second connection (``_write_decisions``).
     con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes, group_key, author_missing FROM ({plan.screen_sql})")
-    assert records.id_hash_sum is not None  # taken when the records were checked (``sources.open_source``)
     _check_policy_output(con, "screen", (records.rows, records.id_hash_sum), "mask IS NULL")
     missing = one(con.execute("SELECT min(record_id) FROM screen WHERE author_missing"))
     if missing is not None and missing[0] is not None:
@@ -239,12 +238,14 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     # DuckDB works on while a thread writes decisions.parquet; with one thread, so that the
     # writer (single-threaded Parquet encoding, the longest task left) keeps a core.
     con.execute("SET threads = 1")
-    included = (f"SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
-                f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include'")
     try:
-        con.execute(f"COPY ({included}) TO {quote_str(str(work / INCLUDED))} (FORMAT parquet, PARTITION_BY (shard))")
+        con.execute(
+            "COPY (SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
+            f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include') "
+            f"TO {quote_str(str(work / INCLUDED))} (FORMAT parquet, PARTITION_BY (shard))"
+        )
         counts = _counts(con, by_reason, groups)
-        subjects = write_subject_bitmaps(con, included, member_index, out, plan.shards)
+        subjects = write_subject_bitmaps(con, work / INCLUDED, member_index, out, plan.shards)
     except BaseException:
         wait([writing])  # nothing may still write into the folder that is about to be removed
         raise

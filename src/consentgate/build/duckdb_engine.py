@@ -39,8 +39,8 @@ import pyarrow.parquet as pq
 from consentgate.build.decide import INCLUDED
 from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress, StepConfig
+from consentgate.build.sharding import shard_name
 from consentgate.build.sources import open_source, query_failed, quote_str, streamed
-from consentgate.build.subjects import shard_name
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 

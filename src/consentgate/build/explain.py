@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from consentgate.build.decide import NO_TOPICS, REASON_DROP, REASON_UNKNOWN_PARTICIPANT
 from consentgate.build.duckdb_engine import DISTINCT_NAMES, connect
-from consentgate.build.consent import pin_consent
+from consentgate.build.consent import pin_consent, registry_of
 from consentgate.build.run import check_as_of, check_policy, resolve_scope, strategies_for
 from consentgate.build.sharding import shard_of
 from consentgate.build.sources import one, open_source, quote_str
@@ -45,7 +45,7 @@ def explain_record(spec: BuildSpec, record_id: str, *, settings: Settings | None
         pinned = pin_consent(spec, as_of, work)
         publishable: str | None = None
         try:
-            check_policy(policy, pinned.registry_url, as_of)
+            check_policy(policy, registry_of(spec), as_of)
         except ConsentGateError as exc:
             publishable = exc.message
         con = connect(work / "spill", threads=1, memory="512MB")

@@ -60,3 +60,8 @@ def shard_array(keys: pa.Array | pa.ChunkedArray, shards: int) -> pa.Array:
 
 def _mismatch(got: int, want: int) -> pa.Array:
     raise AssertionError(f"shard_array computed {got} shards for {want} keys")
+
+
+def shard_name(k: int) -> str:
+    """The file stem of shard ``k``: ``data/<name>.parquet`` and ``subjects/<name>.roaring``."""
+    return f"shard-{k:05d}"

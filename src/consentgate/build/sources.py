@@ -95,7 +95,7 @@ class SourceTable:
     files: tuple[Path, ...]
     view: str
     rows: int
-    id_hash_sum: int | None = None  # ``ID_HASH_SUM`` of a records source, taken with its checks
+    id_hash_sum: int  # ``id_hash_sum`` of the id column, taken with the checks: with ``rows``, a fingerprint of the ids
 
 
 def source_files(src: SourceSpec, role: str) -> tuple[tuple[Path, ...], str]:
@@ -294,19 +294,19 @@ def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapp
     exprs = [f"{_field_expr(f, cols[f.name], types[cols[f.name]], label, mapping)} AS {quote_ident(f.name)}" for f in schema]
     _check_text_values(con, relation, cols, types, schema, id_field, label)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {', '.join(exprs)} FROM {relation}")
-    rows, id_hash_sum = _check_rows(con, view, schema, id_field, label, role, check_unique, check_authors)
-    return SourceTable(role=role, label=label, files=files, view=view, rows=rows, id_hash_sum=id_hash_sum)
+    rows, hash_sum = _check_rows(con, view, schema, id_field, label, role, check_unique, check_authors)
+    return SourceTable(role=role, label=label, files=files, view=view, rows=rows, id_hash_sum=hash_sum)
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id_field: str, label: str, role: str,
-                check_unique: bool, check_authors: bool) -> tuple[int, int | None]:
-    """The row count (and a records source's ``ID_HASH_SUM``), after the null, author and id checks."""
+                check_unique: bool, check_authors: bool) -> tuple[int, int]:
+    """The row count and ``id_hash_sum`` of the id column, after the null, author and id checks."""
     v = quote_ident(view)
     nulls = [f"count(*) - count({quote_ident(f.name)})" for f in schema if not f.nullable]
     authors = role == "records" and check_authors
     # The build compares the policy's output with the records by this sum (``decide._check_policy_output``):
     # taken here, in the pass that counts nulls, rather than in another pass over every id.
-    extra = f", {ID_HASH_SUM}" if role == "records" else ""
+    extra = f", {id_hash_sum(quote_ident(id_field))}"
     extra += f", {AUTHOR_NOT_PARTICIPANT}" if authors else ""
     try:
         row = one(con.execute(f"SELECT count(*), {', '.join(nulls)}{extra} FROM {v}"))
@@ -325,18 +325,21 @@ def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id
                              hint="Every row needs this column; fill it or drop the rows.", file=label, field=name)
     if authors and row[-1] is not None:
         raise author_error(label, row[-1])
-    id_hash_sum = int(row[1 + len(non_null)]) if role == "records" else None
+    hash_sum = int(row[1 + len(non_null)])
     if check_unique:
         dup = one(con.execute(
             f"SELECT {quote_ident(id_field)} FROM {v} GROUP BY 1 HAVING count(*) > 1 ORDER BY 1 LIMIT 1"
         ))
         if dup is not None:
             raise duplicate_error(con, view, id_field, label, dup[0])
-    return total, id_hash_sum
+    return total, hash_sum
 
 
-# The sum of the record ids' hashes: with the row count, a fingerprint of the set of ids (``decide``).
-ID_HASH_SUM = "coalesce(sum(hash(record_id)::HUGEINT), 0)"
+def id_hash_sum(column: str) -> str:
+    """SQL for the sum of ``column``'s hashes: with the row count, a fingerprint of the ids (``decide``)."""
+    return f"coalesce(sum(hash({column})::HUGEINT), 0)"
+
+
 # The first record (by id) whose author is not among its participants, or NULL: an aggregate over ``records``.
 AUTHOR_NOT_PARTICIPANT = "min(record_id) FILTER (WHERE NOT list_contains(participants, author_id))"
 

@@ -3,8 +3,8 @@
 Owns ``subjects/shard-NNNNN.roaring``: a ``pyroaring`` bitmap per shard of the
 member-index positions (``subjects/members.parquet``, members by id) of every
 participant of the shard's included records. All shards' bitmaps come from one
-query over the included records in the decide phase, which reads the member index
-once (per shard, it was read and hashed once per shard).
+query in the decide phase over the included records' folder (``_work/included/shard=K``,
+which the shard writers read too), so the member index is read once, not once per shard.
 """
 
 from __future__ import annotations
@@ -15,17 +15,14 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
+from consentgate.build.sharding import shard_name
 from consentgate.build.sources import quote_str
 from consentgate.errors import BuildError
 
 
-def shard_name(k: int) -> str:
-    return f"shard-{k:05d}"
-
-
-def write_subject_bitmaps(con: duckdb.DuckDBPyConnection, included: str, member_index: Path, out: Path, shards: int) -> list[int]:
-    """Write the bitmap of every shard from ``included`` (a query with ``shard`` and ``participants``
-    of every included record) into ``out/subjects``; return each shard's member count.
+def write_subject_bitmaps(con: duckdb.DuckDBPyConnection, included: Path, member_index: Path, out: Path, shards: int) -> list[int]:
+    """Write the bitmap of every shard from the folder ``included`` (``shard=K/*.parquet`` with the
+    included records' ``participants``) into ``out/subjects``; return each shard's member count.
 
     Stops the build if a participant is missing from the member index: such records
     were to be excluded (``PARTICIPANT_NOT_IN_MEMBERS``), and a bitmap that misses a
@@ -33,8 +30,11 @@ def write_subject_bitmaps(con: duckdb.DuckDBPyConnection, included: str, member_
     """
     from pyroaring import BitMap
 
+    files = quote_str(str(included / "*" / "*.parquet"))
+    records = f"read_parquet({files}, hive_partitioning = true)" if any(included.glob("*/*.parquet")) else \
+        "(SELECT NULL::INTEGER AS shard, NULL::VARCHAR[] AS participants WHERE false)"  # no record included
     rows = con.sql(
-        f"SELECT x.shard, m.index FROM (SELECT DISTINCT shard, unnest(participants) AS member_id FROM ({included})) x "
+        f"SELECT x.shard::INTEGER AS shard, m.index FROM (SELECT DISTINCT shard, unnest(participants) AS member_id FROM {records}) x "
         f"LEFT JOIN read_parquet({quote_str(str(member_index))}) m ON m.member_id = x.member_id ORDER BY 1, 2"
     ).to_arrow_table()
     if rows.column("index").null_count:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from consentgate.build.atomic import is_partial_name
+from consentgate.build.sharding import shard_name
 from consentgate.build.sources import one
 from consentgate.build.files import sha256_file
 from consentgate.build.manifest import FORMAT, MANIFEST, content_hash, read_manifest
@@ -127,7 +128,7 @@ def _check_counts(folder: Path, manifest: dict[str, Any], problems: list[str]) -
 
 
 def _check_shard(con: Any, folder: Path, k: int, decisions: str, shards: dict[str, Any], problems: list[str]) -> None:
-    name = f"shard-{k:05d}"
+    name = shard_name(k)
     data = folder / "data" / f"{name}.parquet"
     if not data.is_file():
         problems.append(f"data/{name}.parquet: missing")

@@ -383,8 +383,8 @@ def latest_rows(events: pa.Table) -> pa.Table:
     finally:
         con.close()
     # The winners are kept with a mask, which preserves the read order: a filter is a sequential
-    # copy per chunk, where a take of the same rows (sorted positions) gathered across chunks
-    # and took 1.2 s of 2.0 at 2.15M events (and the positions' sort another 0.2).
+    # copy per chunk, where a take of the same rows gathers across chunks and needs the positions
+    # sorted first (at 2.15M events, repeated in one process: 0.18-0.42 s against 0.04-0.26 s).
     keep = np.zeros(events.num_rows, dtype=bool)
     keep[order[best.column("r").to_numpy()]] = True
     kept = events.filter(pa.array(keep))
