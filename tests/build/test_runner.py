@@ -90,3 +90,24 @@ def test_a_build_runs_on_the_detect_cap_without_its_floor(monkeypatch: pytest.Mo
     built = run_build(load_spec(write_spec(small_network, shards=2)), workers=2, progress=False, settings=settings)
     assert duckdb_engine.detect_memory(int(built.counts["content_scanned"]), 2) == "48MiB"
     assert verify_build(built.output).ok
+
+
+def test_worker_tasks_import_without_the_spec_policy_or_cli_stack() -> None:
+    # A spawned worker imports the module of the task it is sent (``build.tasks``); the spec
+    # and policy modules (pydantic), the ledger (SQLAlchemy) and the CLI (typer) cost it
+    # 0.3 s or more each and are not used there.
+    import subprocess
+    import sys
+
+    heavy = ("pydantic", "sqlalchemy", "typer", "consentgate.policy", "consentgate.ledger", "consentgate.build.spec",
+             "consentgate.build.run", "consentgate.build.decide", "consentgate.build.duckdb_engine")
+    code = ("import sys, consentgate.build.tasks; "
+            f"print(','.join(sorted(m for m in sys.modules if m.startswith({heavy!r}))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+    # ... and the package still offers its public names (imported on first use).
+    from consentgate import build
+
+    assert build.run_build.__module__ == "consentgate.build.run"
+    with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
+        getattr(build, "nothing_here")

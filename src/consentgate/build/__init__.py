@@ -13,12 +13,39 @@ Public API (docs/interfaces.md, "Build"; reference in docs/build-reference.md)::
 
 from __future__ import annotations
 
-from consentgate.build.explain import explain_record
-from consentgate.build.plan import BuildPlan, Engine, EngineResult, NullProgress, Progress, StepConfig, get_engine
-from consentgate.build.run import BuildResult, run_build
-from consentgate.build.sharding import shard_array, shard_of
-from consentgate.build.spec import BuildSpec, load_spec, parse_spec
-from consentgate.build.verify import VerifyReport, list_builds, verify_build
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from consentgate.build.explain import explain_record
+    from consentgate.build.plan import BuildPlan, Engine, EngineResult, NullProgress, Progress, StepConfig, get_engine
+    from consentgate.build.run import BuildResult, run_build
+    from consentgate.build.sharding import shard_array, shard_of
+    from consentgate.build.spec import BuildSpec, load_spec, parse_spec
+    from consentgate.build.verify import VerifyReport, list_builds, verify_build
+
+# Imported on first use (PEP 562), not with the package: a build's worker processes import
+# ``consentgate.build.tasks``, and with it this package, and need none of these (the spec
+# and run modules bring pydantic and the policy compiler: 0.3 s per worker).
+_HOME = {
+    "explain_record": "explain",
+    "BuildPlan": "plan", "Engine": "plan", "EngineResult": "plan", "NullProgress": "plan", "Progress": "plan",
+    "StepConfig": "plan", "get_engine": "plan",
+    "BuildResult": "run", "run_build": "run",
+    "shard_array": "sharding", "shard_of": "sharding",
+    "BuildSpec": "spec", "load_spec": "spec", "parse_spec": "spec",
+    "VerifyReport": "verify", "list_builds": "verify", "verify_build": "verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'consentgate.build' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"consentgate.build.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BuildPlan",

@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from consentgate.build.spec import BuildSpec
 from consentgate.errors import BuildError
+
+if TYPE_CHECKING:  # annotations only: the chain check's process imports this module
+    from consentgate.build.spec import BuildSpec
 
 SNAPSHOT = "consent.parquet"  # under the build's scratch folder
 

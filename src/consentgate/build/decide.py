@@ -39,6 +39,7 @@ import pyarrow.compute as pc
 from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
 from consentgate.build.subjects import write_subject_bitmaps
+from consentgate.build.tasks import INCLUDED
 from consentgate.build.sources import SourceTable, id_hash_sum, author_error, duplicate_error, one, quote_str, streamed
 from consentgate.errors import BuildError
 from consentgate.policy.sql import DUCKDB, reasons_of
@@ -60,7 +61,6 @@ DECISIONS_SCHEMA = pa.schema([
 NO_TOPICS = "no_topics"
 _SCREEN_INCLUDES = "mask = 0 AND tcodes IS NULL"
 CANDIDATES = "candidates"
-INCLUDED = "included"  # under the scratch folder: shard=K/*.parquet, written by DuckDB's partitioned COPY
 
 
 @dataclass(frozen=True)

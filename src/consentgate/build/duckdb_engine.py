@@ -7,13 +7,13 @@ Phases (each reported to the progress sink):
 2. **screen**: DuckDB decides every record by the compiled policy without content;
    the records it includes are the candidates (``build.decide``).
 3. **detect**: stream the candidates in Arrow batches from DuckDB to worker processes
-   running ``steps.annotate``; each worker writes its batch, sorted by shard, to a
+   running ``tasks.annotate_part`` (``steps.annotate``); each worker writes its batch, sorted by shard, to a
    scratch Parquet file (one row group per shard), plus topics and annotations.
    No other record's text is read.
 4. **decide**: DuckDB runs the compiled policy SQL over the candidates with their
    topics; build-level reasons are added; shards and slices are assigned;
    ``decisions.parquet`` and every shard's subject bitmap (``build.subjects``) are written.
-5. **write**: one task per shard (in the pool): DuckDB sorts the shard's included
+5. **write**: one task per shard (in the pool, ``tasks.write_shard``): DuckDB sorts the shard's included
    records by ``created_at``, ``steps.redact_batch`` redacts them, and the shard file
    is written.
 
@@ -32,21 +32,16 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from consentgate.build.decide import INCLUDED
-from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut, sha256_file, write_stream
-from consentgate.build.plan import BuildPlan, EngineResult, Progress, StepConfig
-from consentgate.build.sharding import shard_name
+from consentgate.build.files import ROW_GROUP_ROWS, sha256_file, write_stream
+from consentgate.build.plan import BuildPlan, EngineResult, Progress
 from consentgate.build.sources import open_source, query_failed, quote_str, streamed
-from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
-from consentgate.datamodel import RECORDS_SCHEMA
+from consentgate.build.steps import DETECT_SCHEMA, init_worker
+from consentgate.build.tasks import ShardOut, annotate_part, connect, quote_ident_simple, write_shard
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
 _MEMORY_MAIN = "768MB"
-_MEMORY_WORKER = "512MB"
 _MEMORY_DECIDE = "768MB"
 # While the detection workers run, DuckDB only streams the candidates' text (a semi join against
 # ``cand``), in no particular order (detection is per record: the batches' make-up changes no output).
@@ -63,104 +58,10 @@ SLOW_START_S = 5.0  # no detection result after this long: the workers are build
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
 
 
-def connect(scratch: Path, *, threads: int, memory: str) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with UTC time, bounded memory and spilling into ``scratch``."""
-    scratch.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"threads": max(threads, 1), "memory_limit": memory, "temp_directory": str(scratch)})
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute("SET preserve_insertion_order = true")
-    con.execute("SET enable_progress_bar = false")
-    return con
-
-
 def detect_memory(candidates: int, threads: int) -> str:
     """DuckDB's memory cap while the detection workers run (see ``_DETECT_FLOOR_MIB``)."""
     need = _DETECT_BASE_MIB + (_DETECT_BYTES_PER_CANDIDATE * candidates >> 20)
     return f"{max(_DETECT_FLOOR_MIB, need) + _DETECT_MIB_PER_THREAD * max(0, threads - 2)}MiB"
-
-
-@dataclass(frozen=True)
-class ShardOut:
-    shard: int
-    rows: int
-    redactions: dict[str, int]
-
-
-# -- worker-side tasks (top level so the pool can pickle them) ------------------------------------------
-
-def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path) -> int:
-    """Annotate one batch and write it, sorted by shard (one row group per shard), to the scratch folder."""
-    annotated, topics = annotate(cfg, batch)
-    shards = annotated.column("shard").to_numpy()
-    order = np.argsort(shards, kind="stable")
-    table = pa.Table.from_batches([annotated]).take(pa.array(order, pa.int64()))
-    bounds = np.searchsorted(shards[order], np.arange(cfg.shards + 1))
-    name = f"p{index:07d}.parquet"
-    # Scratch files: lz4, and no dictionary (ids and texts are nearly all distinct).
-    with pq.ParquetWriter(str(work / "a" / name), ANNOTATED_SCHEMA, compression="lz4", use_dictionary=False) as w:
-        for k in range(cfg.shards):
-            if bounds[k + 1] > bounds[k]:
-                w.write_table(table.slice(bounds[k], bounds[k + 1] - bounds[k]), row_group_size=table.num_rows)
-    pq.write_table(table.select(["record_id", "shard", "drop"]), str(work / "n" / name), compression="lz4", use_dictionary=False)
-    if topics.num_rows:
-        pq.write_table(topics, str(work / "t" / name), compression="lz4")
-    return int(batch.num_rows)
-
-
-def write_shard(cfg: StepConfig, k: int, work: Path, out: Path) -> ShardOut:
-    """Sort, redact and write shard ``k`` (its subject bitmap was written in the decide phase)."""
-    con = connect(work / f"tmp-{k}", threads=1, memory=_MEMORY_WORKER)
-    # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from the
-    # shard's folder of included records (``decide``).
-    included = work / INCLUDED / f"shard={k}"
-    cols = ", ".join(f"{'a' if c in DETECT_SCHEMA.names else 'i'}.{quote_ident_simple(c)}" for c in RECORDS_SCHEMA.names)
-    query = (
-        f"SELECT {cols}, a.spans, i.slice FROM read_parquet({quote_str(str(work / 'a' / '*.parquet'))}) a "
-        f"JOIN read_parquet({quote_str(str(included / '*.parquet'))}, hive_partitioning = false) i "
-        f"ON a.record_id = i.record_id WHERE a.shard = {k} ORDER BY i.created_at, a.record_id"
-    )
-    counts: dict[str, int] = {}
-    path = out / "data" / f"{shard_name(k)}.parquet"
-    scanned = any(included.glob("*.parquet"))  # none when the shard holds no included record
-    with ParquetOut(path, OUTPUT_SCHEMA) as dest:
-        for table in _slice_groups(streamed(con.sql(query).to_arrow_reader(ROW_GROUP_ROWS))) if scanned else ():
-            redacted, c = redact_batch(cfg, table.combine_chunks().to_batches()[0] if table.num_rows else table)
-            for key, v in c.items():
-                counts[key] = counts.get(key, 0) + v
-            dest.write(pa.Table.from_batches([redacted]))
-        rows = dest.rows
-    con.close()
-    return ShardOut(shard=k, rows=rows, redactions=counts)
-
-
-def quote_ident_simple(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _slice_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
-    """Cut sorted rows into row groups of at most ROW_GROUP_ROWS that never span two slices."""
-    pending: list[pa.RecordBatch] = []
-    have = 0
-    current: int | None = None
-    for batch in reader:
-        slices = batch.column("slice").to_numpy()
-        start = 0
-        while start < batch.num_rows:
-            value = int(slices[start])
-            if current is not None and value != current and have:
-                yield pa.Table.from_batches(pending)
-                pending, have = [], 0
-            current = value
-            end = start + int(np.searchsorted(slices[start:], value, side="right"))
-            end = min(end, start + ROW_GROUP_ROWS - have)
-            pending.append(batch.slice(start, end - start))
-            have += end - start
-            start = end
-            if have == ROW_GROUP_ROWS:
-                yield pa.Table.from_batches(pending)
-                pending, have = [], 0
-    if have:
-        yield pa.Table.from_batches(pending)
 
 
 # -- the engine ---------------------------------------------------------------------------------------

@@ -18,7 +18,8 @@ from typing import Any
 import pyarrow as pa
 
 from consentgate.build.decide import NO_TOPICS, REASON_DROP, REASON_UNKNOWN_PARTICIPANT
-from consentgate.build.duckdb_engine import DISTINCT_NAMES, connect
+from consentgate.build.duckdb_engine import DISTINCT_NAMES
+from consentgate.build.tasks import connect
 from consentgate.build.consent import pin_consent, registry_of
 from consentgate.build.run import check_as_of, check_policy, resolve_scope, strategies_for
 from consentgate.build.sharding import shard_of

@@ -24,9 +24,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from consentgate.build.spec import Mapping, SourceSpec
+if TYPE_CHECKING:  # annotations only: worker processes import this module (``build.tasks``) without pydantic
+    from consentgate.build.spec import Mapping, SourceSpec
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pyarrow as pa
 
-from consentgate.build.spec import SourceSpec, TableMapping
+if TYPE_CHECKING:  # annotations only: worker processes import this module (``build.tasks``) without pydantic
+    from consentgate.build.spec import SourceSpec, TableMapping
 from consentgate.datamodel import MEMBERS_SCHEMA, RECORDS_SCHEMA
 from consentgate.errors import BuildError, InputError, SchemaError
 
