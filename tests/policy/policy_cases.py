@@ -14,7 +14,7 @@ import yaml
 
 from consentgate.datamodel import MEMBERS_SCHEMA, RECORDS_SCHEMA, UTC_TS
 from consentgate.policy import ConsentState, EvalContext, Member, Policy, Record, decide_arrow, evaluate, parse_policy
-from consentgate.policy.sql import compile_sql, reasons_of
+from consentgate.policy.sql import SCREENED_COLUMNS, compile_sql, reasons_of
 
 UTC = timezone.utc
 _CON = duckdb.connect(":memory:")  # one connection for the whole test session: connecting costs ~40 ms
@@ -168,13 +168,14 @@ def decide_both(
 
 def _check_extras(policy: Any, scope: str, as_of: datetime, records: Sequence[Record], members: Sequence[Member],
                   masked: dict[str, tuple[str, ...]]) -> None:
-    """``compile_sql(extras=True)``: the same decisions, ``author_missing`` as in the records, and one
+    """``compile_sql(extras=True)``: the same decisions, ``author_missing`` and ``incomplete`` as in the records, and one
     ``group_key`` per distinct (category, author's region, author's tier), different for different ones."""
     rows = _CON.execute(compile_sql(policy, scope=scope, as_of=as_of, output="mask", extras=True)).fetchall()
     by_member = {m.member_id: m for m in members}
     keys: dict[tuple[str, str, str], set[int]] = {}
-    for rid, mask, tcodes, key, missing in rows:
+    for rid, mask, tcodes, key, missing, incomplete in rows:
         record = next(r for r in records if r.record_id == rid)
+        assert incomplete == any(getattr(record, c) is None for c in SCREENED_COLUMNS), (rid, incomplete)
         assert reasons_of(mask, tcodes) == masked[rid]
         if record.author_id is not None and record.participants is not None:  # a build refuses other rows earlier
             assert missing == (record.author_id not in record.participants), (rid, missing)

@@ -40,9 +40,9 @@ from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
 from consentgate.build.subjects import write_subject_bitmaps
 from consentgate.build.tasks import INCLUDED
-from consentgate.build.sources import SourceTable, id_hash_sum, author_error, duplicate_error, one, quote_str, streamed
+from consentgate.build.sources import SourceTable, author_error, duplicate_error, id_hash_sum, null_error, one, quote_str, streamed
 from consentgate.errors import BuildError
-from consentgate.policy.sql import DUCKDB, reasons_of
+from consentgate.policy.sql import DUCKDB, SCREENED_COLUMNS, reasons_of
 
 REASON_DROP = "PII_DROP_RECORD"
 REASON_UNKNOWN_PARTICIPANT = "PARTICIPANT_NOT_IN_MEMBERS"
@@ -132,11 +132,15 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
     # to build and hold than 10M integers; they are spelled out once per distinct mask when written.
     # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
     # through a second connection (``_write_decisions``).
-    con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes, group_key, author_missing FROM ({plan.screen_sql})")
+    con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes, group_key, author_missing, incomplete "
+                f"FROM ({plan.screen_sql})")
     _check_policy_output(con, "screen", (records.rows, records.id_hash_sum), "mask IS NULL")
-    missing = one(con.execute("SELECT min(record_id) FROM screen WHERE author_missing"))
-    if missing is not None and missing[0] is not None:
-        raise author_error(records.label, missing[0])
+    # The null checks of the columns the screen reads are made here, in its pass (``sources.open_source``'s ``later_nulls``).
+    bad = one(con.execute("SELECT bool_or(incomplete), min(record_id) FILTER (WHERE author_missing) FROM screen"))
+    if bad[0]:
+        raise null_error(con, "records", "record_id", records.label, list(SCREENED_COLUMNS))
+    if bad[1] is not None:
+        raise author_error(records.label, bad[1])
     groups = _groups_of_screen(con)
     # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at, "

@@ -39,6 +39,7 @@ from consentgate.build.plan import BuildPlan, EngineResult, Progress
 from consentgate.build.sources import open_source, query_failed, quote_str, streamed
 from consentgate.build.steps import DETECT_SCHEMA, init_worker
 from consentgate.build.tasks import ShardOut, annotate_part, connect, quote_ident_simple, write_shard
+from consentgate.policy.sql import SCREENED_COLUMNS
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
 _MEMORY_MAIN = "768MB"
@@ -155,8 +156,10 @@ class DuckDBEngine:
             t0 = time.perf_counter()
             progress.phase("check sources", None)
             # Record ids are checked unique when the decisions are written, in id order (``decide``); authors
-            # among participants by the screen's query, which reads those columns anyway (``decide.run_screen``).
-            records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False, check_authors=False)
+            # among participants, and nulls in the columns the policy reads, by the screen's query, which
+            # reads those columns anyway (``decide.run_screen``).
+            records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False, check_authors=False,
+                                  later_nulls=SCREENED_COLUMNS)
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
             con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"

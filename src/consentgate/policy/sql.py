@@ -99,6 +99,9 @@ class SqlTables:
     topics: str = "topics"
 
 
+# The record columns the policy reads (besides record_id): ``incomplete`` (``extras``) is true when one is null.
+SCREENED_COLUMNS = ("category", "author_id", "participants", "created_at")
+
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
@@ -157,12 +160,14 @@ def compile_sql(
     ``record_id, mask, tcodes`` instead (the code bits and the separator-joined topic codes;
     the record is included when both are empty, ``reasons_of`` spells them): cheaper for
     an engine that keeps millions of decisions before writing them.
-    ``extras`` (with ``output="mask"``) adds two columns a build needs from the same pass
+    ``extras`` (with ``output="mask"``) adds three columns a build needs from the same pass
     over the records, which change no decision: ``group_key``, ``hash_of(category,
     region, tier)`` of the record and its author (region is the author's subdivision,
     else country, else ``'unknown'``; tier ``'unknown'`` when missing, and both for an
-    unknown author), and ``author_missing``, whether the author is not among the
-    record's participants.
+    unknown author); ``author_missing``, whether the author is not among the record's
+    participants; and ``incomplete``, whether the record lacks a category, author,
+    participants list or creation time (the build refuses such a record).
+    Decisions of incomplete records are not meaningful.
     Raises ``PolicyError`` when the policy names no recipient in ``scope``.
     """
     if output not in ("reasons", "mask"):
@@ -180,7 +185,7 @@ def compile_sql(
     # two consumers, which at 10M records cost more than a second read of five columns.
     rec = f"(SELECT record_id, category, author_id, participants, created_at, {_category_case(cp)} AS rule FROM {t.records})"
     a_extra = f",\n    {_extra_columns('r', 'm', dialect)}" if extras else ""
-    fin_extra = ", a.group_key, a.author_missing" if extras else ""
+    fin_extra = ", a.group_key, a.author_missing, a.incomplete" if extras else ""
     ctes = [
         _member_cte(cp, t, scope, required, as_of, dialect),
         f"a_codes AS (\n  SELECT r.record_id,\n    {record_bits}\n    | {_subject_bits(cp, 'r', 'm', dialect)} AS mask{a_extra}\n"
@@ -192,7 +197,7 @@ def compile_sql(
     ]
     header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name} output={output}\n"
     if output == "mask":
-        extra_cols = ", group_key, author_missing" if extras else ""
+        extra_cols = ", group_key, author_missing, incomplete" if extras else ""
         return header + "WITH\n" + ",\n".join(ctes) + f"\nSELECT record_id, mask, tcodes{extra_cols} FROM fin"
     ctes.append(_names_cte(dialect))
     select = (
@@ -239,9 +244,11 @@ def _member_cte(cp: CompiledPolicy, t: SqlTables, scope: str, required: str, as_
 
 
 def _extra_columns(r: str, m: str, dialect: Dialect) -> str:
-    """``group_key`` and ``author_missing`` of record ``r`` with author ``m`` (see ``compile_sql``'s ``extras``)."""
+    """``group_key``, ``author_missing`` and ``incomplete`` of record ``r`` with author ``m`` (see ``compile_sql``'s ``extras``)."""
     key = dialect.hash_of(f"{r}.category", f"COALESCE({m}.region, 'unknown')", f"COALESCE({m}.tier, 'unknown')")
-    return f"{key} AS group_key, NOT {dialect.list_contains(f'{r}.participants', f'{r}.author_id')} AS author_missing"
+    incomplete = " OR ".join(f"{r}.{c} IS NULL" for c in SCREENED_COLUMNS)
+    return (f"{key} AS group_key, NOT {dialect.list_contains(f'{r}.participants', f'{r}.author_id')} AS author_missing, "
+            f"({incomplete}) AS incomplete")
 
 
 def _subject_bits(cp: CompiledPolicy, r: str, m: str, dialect: Dialect) -> str:
