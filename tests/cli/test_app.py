@@ -64,3 +64,19 @@ def test_debug_shows_traceback() -> None:
     result = run_cli("--debug", "lineage", "x")
     assert result.returncode == 2
     assert "Traceback" in result.stderr and "NotAvailableError" in result.stderr
+
+
+def test_the_script_entry_point_imports_the_cli_only_when_called() -> None:
+    # A spawned worker (detection, shard writer, chain check) re-runs the main script before its
+    # task; the script's top-level import must not bring typer, rich and every command module.
+    import tomllib
+
+    scripts = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]["scripts"]
+    module, _, func = scripts["consentgate"].partition(":")
+    code = f"import sys; from {module} import {func}; print(sorted(m for m in ('typer', 'rich', 'consentgate.cli.app') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    # ... and the installed script and `python -m consentgate` still run the CLI.
+    assert run_cli("--version").stdout.strip() == f"consentgate {__version__}"
+    via_m = subprocess.run([sys.executable, "-m", "consentgate", "nosuch"], capture_output=True, text=True, timeout=120)
+    assert via_m.returncode == 2 and "No such command" in via_m.stderr + via_m.stdout
