@@ -112,7 +112,7 @@ def binding_floor(detector: Any, arr: pa.Array, reps: int) -> dict[str, float]:
 
     from consentgate.detect.segments import segment_groups
 
-    scanner = detector._scanner
+    scanner = detector.scanner
     bufs = [(seg.buf, scanner.literal_buffer(seg.buf)) for seg in segment_groups(arr)]  # prepared outside the timing
 
     def keep_all() -> None:

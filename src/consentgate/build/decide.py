@@ -29,7 +29,7 @@ from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -96,7 +96,14 @@ def _check_policy_output(con: duckdb.DuckDBPyConnection, table: str, want: Finge
     return want[0]
 
 
-Group = tuple[int, str, str, str, int]  # (group_key, category, region, tier, records)
+class Group(NamedTuple):
+    """Records counted by the screen's ``group_key``: one (category, author's region, author's tier)."""
+
+    key: int
+    category: str
+    region: str
+    tier: str
+    records: int
 
 
 def _groups_of_screen(con: duckdb.DuckDBPyConnection) -> list[Group]:
@@ -118,7 +125,7 @@ def _groups_of_screen(con: duckdb.DuckDBPyConnection) -> list[Group]:
     if any(int(k) not in by_key for k, _ in counts):
         raise BuildError("a record's group key matches no (category, region, tier) of the sources",
                          hint="Report this with --debug output: the screen and the build compute group keys differently.")
-    return [(int(k), *by_key[int(k)], int(n)) for k, n in counts]
+    return [Group(int(k), *by_key[int(k)], int(n)) for k, n in counts]
 
 
 def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceTable) -> tuple[int, list[Group]]:
@@ -370,7 +377,7 @@ def _counts(con: duckdb.DuckDBPyConnection, by_reason: dict[str, int], every: li
     # kept from the screen (no join); excluded = all - included.
     kept = {int(k): int(n) for k, n in con.execute(
         "SELECT group_key, count(*) FROM scanned WHERE decision = 'include' GROUP BY ALL").fetchall()}
-    if not kept.keys() <= {g[0] for g in every}:
+    if not kept.keys() <= {g.key for g in every}:
         raise BuildError("an included record's group key is not among the screen's groups",
                          hint="Report this with --debug output: the screen and decide passes disagree.")
     rows = []

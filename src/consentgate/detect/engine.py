@@ -174,6 +174,12 @@ class Detector:
         """The distinct member names, sorted, as an Arrow array (no Python objects)."""
         return self._names
 
+    @property
+    def scanner(self) -> Scanner:
+        """The compiled pattern databases (``backend.Scanner``), for measuring the matcher alone
+        (bench/detect_vs_presidio.py); scanning goes through ``scan``."""
+        return self._scanner
+
     # ------------------------------------------------------------------ serialisation
 
     def to_bytes(self) -> bytes:
