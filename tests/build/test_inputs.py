@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -113,6 +114,37 @@ def test_naive_timestamp_in_csv(small_network: Path, write_spec: Callable[..., P
     spec = write_spec(small_network, sources=_sources(small_network, records=str(csv)),
                       mapping={"records": {"participants_delimiter": "|"}})
     _fails(spec, settings, InputError, "without time zone", rid)
+
+
+def test_an_impossible_timestamp_in_csv_is_named(small_network: Path, write_spec: Callable[..., Path], settings: Settings,
+                                                  tmp_path: Path) -> None:
+    # It has an offset and the ISO shape, but no such day: refused with the sources, never met by a cast later.
+    csv = _to_csv(_records(small_network), tmp_path / "records.csv", delimiter="|")
+    lines = csv.read_text().splitlines()
+    rid = lines[5].split(",")[0].strip('"')
+    lines[5] = re.sub(r"\d{4}-\d{2}-\d{2}T", "2024-02-30T", lines[5], count=1)
+    csv.write_text("\n".join(lines) + "\n")
+    spec = write_spec(small_network, sources=_sources(small_network, records=str(csv)),
+                      mapping={"records": {"participants_delimiter": "|"}})
+    _fails(spec, settings, InputError, "'created_at' is not an ISO-8601 timestamp in 1 row(s)", rid, str(csv))
+
+
+def test_a_list_column_that_turns_to_text_late_in_jsonl_is_a_read_error(small_network: Path, write_spec: Callable[..., Path],
+                                                                         settings: Settings, tmp_path: Path) -> None:
+    # DuckDB types JSON columns from a sample of 20,480 rows; a row after it holds an object where the
+    # participants list should be. The sources check does not read participants (the screen does), and
+    # the screen reports it as the source's read error rather than a failed build query.
+    rows = _records(small_network).to_pylist()
+    jsonl = tmp_path / "records.jsonl"
+    with jsonl.open("w") as f:
+        for i in range(21_000):
+            r = dict(rows[i % len(rows)], record_id=f"r{i:09d}")
+            r["created_at"] = r["created_at"].isoformat()
+            if i == 20_999:
+                r["participants"] = {"not": "a list"}
+            f.write(json.dumps(r) + "\n")
+    _fails(write_spec(small_network, sources=_sources(small_network, records=str(jsonl))), settings, InputError,
+           f"cannot read source {jsonl}")
 
 
 def test_empty_source(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:

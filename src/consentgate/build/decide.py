@@ -40,7 +40,8 @@ from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
 from consentgate.build.subjects import write_subject_bitmaps
 from consentgate.build.tasks import INCLUDED
-from consentgate.build.sources import SourceTable, author_error, duplicate_error, id_hash_sum, null_error, one, quote_str, streamed
+from consentgate.build.sources import (SOURCE_READ_ERRORS, SourceTable, author_error, duplicate_error, id_hash_sum, null_error, one,
+                                       quote_str, read_error, streamed)
 from consentgate.errors import BuildError
 from consentgate.policy.sql import DUCKDB, SCREENED_COLUMNS, reasons_of
 
@@ -133,14 +134,20 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
     records it holds and every record counted by group (``_groups_of_screen``).
 
     The screen's query also tells, per record, whether its author is missing from its
-    participants: a record of source ``records`` that is stops the build here (``sources.author_error``)."""
+    participants, and whether a column the policy reads is null: either stops the build
+    here (``sources.author_error``, ``sources.null_error``), and so does a value in those
+    columns that DuckDB cannot read (``sources.read_error``)."""
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
     # The screen keeps each record's reason bits (``compile_sql(output="mask")``): 10M code lists cost more
     # to build and hold than 10M integers; they are spelled out once per distinct mask when written.
     # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
     # through a second connection (``_write_decisions``).
-    con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes, group_key, author_missing, incomplete "
-                f"FROM ({plan.screen_sql})")
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes, group_key, author_missing, incomplete "
+                    f"FROM ({plan.screen_sql})")
+    except SOURCE_READ_ERRORS as exc:
+        # The first full read of the records' policy columns (the sources check reads only ids and text).
+        raise read_error(records.label, exc) from None
     _check_policy_output(con, "screen", (records.rows, records.id_hash_sum), "mask IS NULL")
     # The null checks of the columns the screen reads are made here, in its pass (``sources.open_source``'s ``later_nulls``).
     bad = one(con.execute("SELECT bool_or(incomplete), min(record_id) FILTER (WHERE author_missing) FROM screen"))

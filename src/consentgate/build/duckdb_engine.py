@@ -36,9 +36,9 @@ import pyarrow as pa
 
 from consentgate.build.files import ROW_GROUP_ROWS, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress
-from consentgate.build.sources import open_source, query_failed, quote_str, streamed
+from consentgate.build.sources import open_source, query_failed, quote_ident, quote_str, streamed
 from consentgate.build.steps import DETECT_SCHEMA, init_worker
-from consentgate.build.tasks import ShardOut, annotate_part, connect, quote_ident_simple, write_shard
+from consentgate.build.tasks import ShardOut, annotate_part, connect, write_shard
 from consentgate.policy.sql import SCREENED_COLUMNS
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
@@ -187,7 +187,7 @@ class DuckDBEngine:
                 t0 = time.perf_counter()
                 progress.phase("detect", candidates)
                 # Only what detection needs: reading the other columns too doubles the time of this read.
-                cols = ", ".join(f"r.{quote_ident_simple(c)}" for c in DETECT_SCHEMA.names)
+                cols = ", ".join(f"r.{quote_ident(c)}" for c in DETECT_SCHEMA.names)
                 reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
                 jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(streamed(reader)))
                 shown = _DetectProgress(progress, candidates)

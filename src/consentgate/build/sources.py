@@ -150,11 +150,17 @@ def _describe(con: duckdb.DuckDBPyConnection, relation: str, label: str) -> dict
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {relation}").fetchall()
     except duckdb.Error as exc:
-        raise _read_error(label, exc) from None
+        raise read_error(label, exc) from None
     return {str(r[0]): str(r[1]) for r in rows}
 
 
-def _read_error(label: str, exc: Exception) -> InputError:
+# DuckDB errors that a query over a source's view raises for bad contents (a value its cast cannot
+# convert, a corrupt page): reported as the source's read error, wherever the view is first read.
+SOURCE_READ_ERRORS = (duckdb.ConversionException, duckdb.InvalidInputException)  # not IOException: also a full spill disk
+
+
+def read_error(label: str, exc: Exception) -> InputError:
+    """The error for source ``label`` that DuckDB could not read (its message is left out: it can quote values)."""
     kind = type(exc).__name__
     return InputError(
         f"cannot read source {label} ({kind}): the file is corrupt, truncated or not in the stated format",
@@ -228,7 +234,7 @@ def _first_bad(con: duckdb.DuckDBPyConnection, relation: str, id_col: str, cond:
     try:
         row = one(con.execute(f"SELECT count(*), min({quote_ident(id_col)}) FROM {relation} WHERE {cond}"))
     except duckdb.Error as exc:
-        raise _read_error(label, exc) from None
+        raise read_error(label, exc) from None
     return row if row is not None and row[0] else None
 
 
@@ -249,7 +255,9 @@ def _check_text_values(con: duckdb.DuckDBPyConnection, relation: str, cols: dict
                     hint="Write timestamps with an offset, e.g. 2024-09-18T10:00:00Z; consentgate never guesses a time zone.",
                     file=label, field=field.name, record=naive[1],
                 )
-            bad = _first_bad(con, relation, id_col, f"{q} IS NOT NULL AND NOT regexp_full_match({q}, '{_AWARE_RE}')", label)
+            # The pattern, and a real moment (not 2024-02-30): the build's own casts must never meet a bad value.
+            bad = _first_bad(con, relation, id_col,
+                             f"{q} IS NOT NULL AND (NOT regexp_full_match({q}, '{_AWARE_RE}') OR TRY_CAST({q} AS TIMESTAMPTZ) IS NULL)", label)
             if bad:
                 raise InputError(f"source {label}: column {src!r} is not an ISO-8601 timestamp in {bad[0]} row(s), first at {id_field} {bad[1]!r}",
                                  file=label, field=field.name, record=bad[1])
@@ -283,7 +291,7 @@ def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapp
         try:
             con.execute(f"ATTACH {quote_str(str(files[0]))} AS {alias} (READ_ONLY)")
         except duckdb.Error as exc:
-            raise _read_error(label, exc) from None
+            raise read_error(label, exc) from None
         relation = f"{alias}.{src.table}"
     else:
         relation = _relation(files, fmt, src)
@@ -315,7 +323,7 @@ def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id
     try:
         row = one(con.execute(f"SELECT count(*), {', '.join(nulls)}{extra} FROM {v}"))
     except duckdb.Error as exc:
-        raise _read_error(label, exc) from None
+        raise read_error(label, exc) from None
     assert row is not None
     total = int(row[0])
     if total == 0:
@@ -337,10 +345,14 @@ def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id
 
 def null_error(con: duckdb.DuckDBPyConnection, view: str, id_field: str, label: str, columns: list[str]) -> InputError:
     """The error for the first of ``columns`` that is null in some row of ``view``: the column, how many
-    rows and the first id (by id). Only called once a null was seen."""
+    rows and the first id (by id). Only called once a null was seen (if none is found now, the source changed)."""
     v = quote_ident(view)
     counts = one(con.execute(f"SELECT {', '.join(f'count(*) - count({quote_ident(c)})' for c in columns)} FROM {v}"))
-    name, count = next(((c, int(n)) for c, n in zip(columns, counts) if n), (columns[0], 0))
+    found = next(((c, int(n)) for c, n in zip(columns, counts) if n), None)
+    if found is None:
+        return InputError(f"source {label} changed while the build read it (a null seen once was gone when looked up)",
+                          hint="Build from files that do not change during the build.", file=label)
+    name, count = found
     first = one(con.execute(f"SELECT min({quote_ident(id_field)}) FROM {v} WHERE {quote_ident(name)} IS NULL"))
     at = f", first at {id_field} {first[0]!r}" if first and first[0] is not None else ""
     return InputError(f"source {label}: column {name!r} is empty (null) in {count} row(s){at}",

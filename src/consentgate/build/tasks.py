@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut
 from consentgate.build.plan import StepConfig
 from consentgate.build.sharding import shard_name
-from consentgate.build.sources import quote_str, streamed
+from consentgate.build.sources import quote_ident, quote_str, streamed
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 
@@ -73,7 +73,7 @@ def write_shard(cfg: StepConfig, k: int, work: Path, out: Path) -> ShardOut:
     # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from the
     # shard's folder of included records (``decide``).
     included = work / INCLUDED / f"shard={k}"
-    cols = ", ".join(f"{'a' if c in DETECT_SCHEMA.names else 'i'}.{quote_ident_simple(c)}" for c in RECORDS_SCHEMA.names)
+    cols = ", ".join(f"{'a' if c in DETECT_SCHEMA.names else 'i'}.{quote_ident(c)}" for c in RECORDS_SCHEMA.names)
     query = (
         f"SELECT {cols}, a.spans, i.slice FROM read_parquet({quote_str(str(work / 'a' / '*.parquet'))}) a "
         f"JOIN read_parquet({quote_str(str(included / '*.parquet'))}, hive_partitioning = false) i "
@@ -91,10 +91,6 @@ def write_shard(cfg: StepConfig, k: int, work: Path, out: Path) -> ShardOut:
         rows = dest.rows
     con.close()
     return ShardOut(shard=k, rows=rows, redactions=counts)
-
-
-def quote_ident_simple(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _slice_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
