@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consentgate.detect.cache import cache_dir, write_entry
+from consentgate.detect.cache import cache_dir, touch, write_entry
 from consentgate.detect.patterns import PatternSpec
 from consentgate.errors import DetectError
 
@@ -269,9 +269,11 @@ def _load_file(path: Path) -> Any:
     if not path.is_file():
         return None
     try:
-        return _load(path.read_bytes())
-    except Exception:  # noqa: BLE001 - a stale or corrupt cache entry is recompiled
+        db = _load(path.read_bytes())
+    except Exception:  # noqa: BLE001 - a stale, corrupt or just-pruned cache entry is recompiled
         return None
+    touch(path)
+    return db
 
 
 @contextlib.contextmanager

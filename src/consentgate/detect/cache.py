@@ -3,10 +3,17 @@
 Owns ``cache_dir`` (``CONSENTGATE_CACHE_DIR``, else ``~/.cache/consentgate``),
 ``code_key`` (a SHA-256 started over the source of the modules that make an entry and
 Python's Unicode tables, so that an entry made by other code is never read) and
-``write_entry`` (an atomic write that leaves no partial file). Three kinds of entry use
-it: compiled Hyperscan databases (``backend``), the Faker name lexicon (``lexicon``) and
-the split of a large member directory (``members``). Caching is an optimisation only:
-an entry that cannot be written is skipped, one that cannot be read is rebuilt.
+``write_entry`` (an atomic write that leaves no partial file, then ``prune``). Three kinds
+of entry use it: compiled Hyperscan databases (``backend``), the Faker name lexicon
+(``lexicon``) and the split of a large member directory (``members``). Caching is an
+optimisation only: an entry that cannot be written is skipped, one that cannot be read
+(or was pruned meanwhile) is rebuilt.
+
+The folder is kept under ``CONSENTGATE_CACHE_MAX_MB`` (default 2048): every member
+directory gets its own entries (50 MB of compiled names per million), so a directory
+that changes daily would otherwise fill the disk. After each write the least recently
+used entries go first (a read marks its entry used: ``touch``), never the one just
+written. A lock file (``backend``'s compile lock) goes with its entry once it is an hour old.
 """
 
 from __future__ import annotations
@@ -14,8 +21,13 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import time
 import unicodedata
 from pathlib import Path
+
+MAX_MB_DEFAULT = 2048.0
+ENTRY_PATTERNS = ("hs-*.db", "members-*.arrow", "names-*.json")  # what ``prune`` may delete (and stale locks)
+_LOCK_GRACE_S = 3600.0  # a compile lock younger than this may be held: it stays
 
 
 def cache_dir() -> Path:
@@ -49,3 +61,64 @@ def write_entry(path: Path, data: bytes) -> None:
     except OSError:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
+        return
+    prune(path.parent, keep=path)
+
+
+def max_bytes() -> int:
+    """The cache folder's size cap (``CONSENTGATE_CACHE_MAX_MB``; a value that is not a number is ignored)."""
+    raw = os.environ.get("CONSENTGATE_CACHE_MAX_MB")
+    try:
+        mb = float(raw) if raw else MAX_MB_DEFAULT
+    except ValueError:
+        mb = MAX_MB_DEFAULT
+    return max(int(mb * 2**20), 0)
+
+
+def touch(path: Path) -> None:
+    """Mark the entry at ``path`` as just used (its modification time), so ``prune`` keeps it longer."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def prune(folder: Path, *, keep: Path | None = None, limit: int | None = None) -> list[Path]:
+    """Delete the least recently used entries of ``folder`` until they fit in ``limit`` bytes
+    (default ``max_bytes()``), never ``keep``; return what was deleted. A process reading an
+    entry as it goes keeps its open file (POSIX) or finds it gone and rebuilds it."""
+    cap = max_bytes() if limit is None else limit
+    entries: list[tuple[float, int, Path]] = []
+    for pattern in ENTRY_PATTERNS:
+        for p in folder.glob(pattern):
+            try:
+                st = p.stat()
+            except OSError:
+                continue
+            entries.append((st.st_mtime, st.st_size, p))
+    total = sum(size for _, size, _ in entries)
+    deleted: list[Path] = []
+    for _, size, p in sorted(entries, key=lambda e: (e[0], e[2].name)):
+        if total <= cap:
+            break
+        if keep is not None and p == keep:
+            continue
+        try:
+            p.unlink()
+        except OSError:
+            continue
+        total -= size
+        deleted.append(p)
+    _drop_stale_locks(folder)
+    return deleted
+
+
+def _drop_stale_locks(folder: Path) -> None:
+    """Compile locks whose database is gone and that are over an hour old (no compile takes that long)."""
+    now = time.time()
+    for lock in folder.glob("hs-*.lock"):
+        try:
+            if not lock.with_suffix(".db").exists() and now - lock.stat().st_mtime > _LOCK_GRACE_S:
+                lock.unlink()
+        except OSError:
+            continue

@@ -26,7 +26,7 @@ from typing import Any, Final, Iterable
 import yaml
 
 from consentgate.datamodel import TOPICS
-from consentgate.detect.cache import cache_dir, code_key, write_entry
+from consentgate.detect.cache import cache_dir, code_key, touch, write_entry
 from consentgate.errors import DetectError
 
 _NAME_TOKEN: Final = re.compile(r"^[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)*$")
@@ -98,6 +98,7 @@ def _read_lexicon(path: Path) -> NameLexicon | None:
         return None
     if not all(isinstance(x, list) and all(isinstance(w, str) for w in x) for x in lists):
         return None
+    touch(path)
     return NameLexicon(frozenset(lists[0]), frozenset(lists[1]), frozenset(lists[2]))
 
 

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc  # noqa: F401  (pa.ipc for the cache entries)
 
 from consentgate.detect import lexicon as lexicon_module
-from consentgate.detect.cache import cache_dir, code_key, write_entry
+from consentgate.detect.cache import cache_dir, code_key, touch, write_entry
 from consentgate.detect.lexicon import _usable, member_name_tokens
 from consentgate.errors import DetectError
 
@@ -137,6 +137,7 @@ def _read_tokens(path: Path) -> tuple[pa.StringArray, frozenset[str]] | None:
         tokens = value.filter(is_token).to_pylist()
     except (OSError, KeyError, pa.ArrowException):
         return None
+    touch(path)
     return full, frozenset(tokens)
 
 
