@@ -70,3 +70,26 @@ def test_a_cache_hit_marks_the_entry_used(tmp_path: Path, monkeypatch: pytest.Mo
     os.utime(entry, (old, old))
     members.cached_member_tokens(names)  # read from the entry
     assert entry.stat().st_mtime > old + 3000
+
+
+def test_an_entry_others_can_write_is_not_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Entries are unsigned: a member-name split planted where others can write must not be used.
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("CONSENTGATE_CACHE_DIR", str(folder))
+    monkeypatch.setattr(members, "CACHE_MIN_NAMES", 10)
+    names = members.distinct_names([f"Ana Name{i:04d}" for i in range(50)])
+    other = members.distinct_names([f"Bo Other{i:04d}" for i in range(50)])
+    members.cached_member_tokens(other)
+    [planted] = list(folder.glob("members-*.arrow"))
+    planted.rename(members._tokens_cache_path(names))  # the other directory's split under this one's key
+    assert members.cached_member_tokens(names)[0].equals(members.member_tokens_arrow(other)[0])  # read: the attack works here
+    entry = members._tokens_cache_path(names)
+    assert entry is not None and cache.trusted(entry)
+    folder.chmod(0o777)
+    assert not cache.trusted(entry)
+    assert members.cached_member_tokens(names)[0].equals(members.member_tokens_arrow(names)[0])  # not read: recomputed
+    folder.chmod(0o700)
+    entry.chmod(0o666)
+    assert not cache.trusted(entry)
+    entry.chmod(0o600)
+    assert cache.trusted(entry)

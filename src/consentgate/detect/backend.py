@@ -36,7 +36,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consentgate.detect.cache import cache_dir, touch, write_entry
+from consentgate.detect.cache import cache_dir, touch, trusted, write_entry
 from consentgate.detect.patterns import PatternSpec
 from consentgate.errors import DetectError
 
@@ -266,7 +266,7 @@ def _load(blob: bytes) -> Any:
 
 def _load_file(path: Path) -> Any:
     """The cached database at ``path``, or None when there is none or it does not load."""
-    if not path.is_file():
+    if not path.is_file() or not trusted(path):
         return None
     try:
         db = _load(path.read_bytes())

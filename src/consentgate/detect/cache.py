@@ -14,11 +14,17 @@ directory gets its own entries (50 MB of compiled names per million), so a direc
 that changes daily would otherwise fill the disk. After each write the least recently
 used entries go first (a read marks its entry used: ``touch``), never the one just
 written. A lock file (``backend``'s compile lock) goes with its entry once it is an hour old.
+
+Entries are not signed, so an entry is only read (``trusted``) from a folder that this
+user owns and nobody else can write, and only if this user owns it and nobody else can
+write it: a planted detector database could otherwise miss names. Elsewhere the cache is
+simply not used (each build rebuilds what it needs).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import time
@@ -53,7 +59,7 @@ def write_entry(path: Path, data: bytes) -> None:
     On failure (unwritable folder, full disk) nothing is left behind and nothing is raised."""
     tmp: str | None = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -63,6 +69,34 @@ def write_entry(path: Path, data: bytes) -> None:
             Path(tmp).unlink(missing_ok=True)
         return
     prune(path.parent, keep=path)
+
+
+def trusted(path: Path) -> bool:
+    """Whether the entry at ``path`` may be read: it and its folder belong to this user and are
+    writable by nobody else (always true where the platform has no user ids)."""
+    geteuid = getattr(os, "geteuid", None)
+    if geteuid is None:
+        return True
+    uid = geteuid()
+    try:
+        for p in (path.parent, path):
+            st = p.stat()
+            if st.st_uid != uid or st.st_mode & 0o022:
+                _warn_once(p)
+                return False
+    except OSError:
+        return False
+    return True
+
+
+_warned: set[Path] = set()
+
+
+def _warn_once(path: Path) -> None:
+    if path not in _warned:
+        _warned.add(path)
+        logging.getLogger(__name__).warning(
+            "detector cache %s belongs to another user or others can write it: not reading from it", path)
 
 
 def max_bytes() -> int:

@@ -26,7 +26,7 @@ from typing import Any, Final, Iterable
 import yaml
 
 from consentgate.datamodel import TOPICS
-from consentgate.detect.cache import cache_dir, code_key, touch, write_entry
+from consentgate.detect.cache import cache_dir, code_key, touch, trusted, write_entry
 from consentgate.errors import DetectError
 
 _NAME_TOKEN: Final = re.compile(r"^[^\W\d_][^\W\d_'’-]*(?:['’-][^\W\d_]+)*$")
@@ -91,6 +91,8 @@ def _lexicon_cache_path() -> Path | None:
 
 def _read_lexicon(path: Path) -> NameLexicon | None:
     """The cached lexicon at ``path``, or None when there is none or it is not one (it is then rebuilt)."""
+    if not trusted(path):
+        return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         lists = [data[k] for k in ("first", "last", "common")]

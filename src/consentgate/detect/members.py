@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.ipc  # noqa: F401  (pa.ipc for the cache entries)
 
 from consentgate.detect import lexicon as lexicon_module
-from consentgate.detect.cache import cache_dir, code_key, touch, write_entry
+from consentgate.detect.cache import cache_dir, code_key, touch, trusted, write_entry
 from consentgate.detect.lexicon import _usable, member_name_tokens
 from consentgate.errors import DetectError
 
@@ -127,6 +127,8 @@ def _tokens_cache_path(names: pa.StringArray) -> Path | None:
 
 
 def _read_tokens(path: Path) -> tuple[pa.StringArray, frozenset[str]] | None:
+    if not trusted(path):
+        return None
     try:
         with pa.OSFile(str(path), "rb") as fh:
             table = pa.ipc.open_file(fh).read_all()
