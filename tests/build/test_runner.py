@@ -79,6 +79,10 @@ def test_detect_memory_cap_has_a_floor_and_grows_with_the_candidates_and_threads
     assert floor < caps[0] < caps[1] < caps[2]
     assert caps[2] >= 16_000_000 * 40 >> 20  # at least twice the 20 bytes per candidate measured in insertion order
     assert int(duckdb_engine.detect_memory(0, 16)[:-3]) == floor + 14 * duckdb_engine._DETECT_MIB_PER_THREAD
+    # Twice what the stream was measured to need at 10M records (1.44M candidates): 160 MiB on four
+    # threads (144 failed), 240 on six (see ``_DETECT_FLOOR_MIB``).
+    assert int(duckdb_engine.detect_memory(1_440_000, 4)[:-3]) >= 2 * 160
+    assert int(duckdb_engine.detect_memory(1_440_000, 6)[:-3]) >= 2 * 240
 
 
 def test_a_build_runs_on_the_detect_cap_without_its_floor(monkeypatch: pytest.MonkeyPatch, small_network: Any,

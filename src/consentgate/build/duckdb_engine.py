@@ -49,11 +49,12 @@ _MEMORY_DECIDE = "768MB"
 # Measured need at 10M records (1.44M candidates), two DuckDB threads: in insertion order, 64 MiB
 # failed and 96 MiB passed, but 128 MiB also failed once in about fifteen builds; in no order, 48 MiB
 # fails and 64 and 80 MiB pass (2 and 3 runs); on one thread, 48 MiB passes. A 1M build (144k
-# candidates) in insertion order fails at 40 MiB and passes at 64. So the cap is 160 MiB for two
-# threads (twice the highest tested pass), plus 32 MiB for each further thread (twice the ~16 MiB
-# one thread was seen to add; not measured beyond two on this 2-core machine), and it grows past
-# ~2.4M candidates at 48 bytes each.
-_DETECT_FLOOR_MIB, _DETECT_BASE_MIB, _DETECT_BYTES_PER_CANDIDATE, _DETECT_MIB_PER_THREAD = 160, 48, 48, 32
+# candidates) in insertion order fails at 40 MiB and passes at 64. More threads need more (10M records,
+# ``--workers 4`` / ``6`` on this 2-core machine): four fail at 112 and 144 MiB and pass at 160 (twice),
+# six pass at 240: about 40 MiB per thread past two. So the cap is 160 MiB for two threads (twice the
+# highest tested pass) plus 80 MiB for each further thread (twice the measured step), and it grows
+# past ~2.4M candidates at 48 bytes each.
+_DETECT_FLOOR_MIB, _DETECT_BASE_MIB, _DETECT_BYTES_PER_CANDIDATE, _DETECT_MIB_PER_THREAD = 160, 48, 48, 80
 SLOW_START_S = 5.0  # no detection result after this long: the workers are building their detector (``_Runner.map_bounded``)
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
