@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_bench import sampled_build  # noqa: E402
-from build_phase_memory import PHASES_LAST_FIRST  # noqa: E402
+from build_phase_memory import phase_bounds  # noqa: E402
 
 
 def busy_and_total() -> tuple[int, int]:
@@ -47,18 +47,12 @@ def main() -> None:
 
     end, timings = sampled_build(args.spec.resolve(), args.workers, sample, 0.1)
     samples.append((end, *busy_and_total()))
-    bounds: list[tuple[str, float, float]] = []
-    t = end
-    for phase in PHASES_LAST_FIRST:
-        bounds.append((phase, t - timings.get(phase, 0.0), t))
-        t -= timings.get(phase, 0.0)
-    bounds.append(("start-up + prepare", 0.0, t))
 
     def at(when: float) -> tuple[float, int, int]:
         return min(samples, key=lambda s: abs(s[0] - when))
 
     print(f"{'phase':20} {'s':>6} {'cores':>6} {'idle core-s':>12}")
-    for phase, a, b in sorted(bounds, key=lambda x: x[1]):
+    for phase, a, b in phase_bounds(end, timings):
         s0, s1 = at(a), at(b)
         if s1[0] - s0[0] < 0.2:
             continue

@@ -26,6 +26,18 @@ from build_bench import _tree_rss, rss_of, sampled_build  # noqa: E402
 PHASES_LAST_FIRST = ("manifest", "ledger_verify_wait", "write", "decide", "detect", "screen", "sources")
 
 
+def phase_bounds(end: float, timings: dict[str, float]) -> list[tuple[str, float, float]]:
+    """``(phase, start, end)`` in seconds since the build started, in order: the phases run one
+    after another and end with the build; what comes before the first is start-up plus ``prepare``."""
+    bounds: list[tuple[str, float, float]] = []
+    t = end
+    for phase in PHASES_LAST_FIRST:
+        bounds.append((phase, t - timings.get(phase, 0.0), t))
+        t -= timings.get(phase, 0.0)
+    bounds.append(("start-up + prepare", 0.0, t))
+    return bounds[::-1]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("spec", type=Path)
@@ -38,15 +50,9 @@ def main() -> None:
         samples.append((at, _tree_rss(pid)[0], rss_of(pid)))
 
     end, timings = sampled_build(spec, args.workers, sample, 0.05)
-    bounds: dict[str, tuple[float, float]] = {}
-    t = end
-    for phase in PHASES_LAST_FIRST:
-        bounds[phase] = (t - timings.get(phase, 0.0), t)
-        t -= timings.get(phase, 0.0)
-    bounds["start-up + prepare"] = (0.0, t)
     gib = float(1 << 30)
     print(f"{'phase':20} {'s':>6} {'tree GiB':>9} {'main GiB':>9}")
-    for phase, (a, b) in sorted(bounds.items(), key=lambda kv: kv[1][0]):
+    for phase, a, b in phase_bounds(end, timings):
         inside = [s for s in samples if a <= s[0] < b]
         if inside:
             print(f"{phase:20} {b - a:6.1f} {max(s[1] for s in inside) / gib:9.2f} {max(s[2] for s in inside) / gib:9.2f}")

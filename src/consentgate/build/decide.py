@@ -60,7 +60,8 @@ DECISIONS_SCHEMA = pa.schema([
     pa.field("content_scanned", pa.bool_(), nullable=False),
 ])
 NO_TOPICS = "no_topics"
-# The screen runs without topics, so its ``tcodes`` are all null (checked: ``run_screen``) and the column is dropped.
+# The screen runs without topics: a record with topic codes there would be a broken query, kept
+# out of ``screen`` as a null mask (``run_screen``), so a mask of 0 is the whole inclusion test.
 _SCREEN_INCLUDES = "mask = 0"
 CANDIDATES = "candidates"
 
@@ -144,12 +145,12 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
     # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
     # through a second connection (``_write_decisions``).
     try:
-        con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, mask, tcodes, group_key, author_missing, incomplete "
-                    f"FROM ({plan.screen_sql})")
+        con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, CASE WHEN tcodes IS NULL THEN mask END AS mask, "
+                    f"group_key, author_missing, incomplete FROM ({plan.screen_sql})")
     except SOURCE_READ_ERRORS as exc:
         # The first full read of the records' policy columns (the sources check reads only ids and text).
         raise read_error(records.label, exc) from None
-    _check_policy_output(con, "screen", (records.rows, records.id_hash_sum), "mask IS NULL OR tcodes IS NOT NULL")
+    _check_policy_output(con, "screen", (records.rows, records.id_hash_sum), "mask IS NULL")
     # The null checks of the columns the screen reads are made here, in its pass (``sources.open_source``'s ``later_nulls``).
     bad = one(con.execute("SELECT bool_or(incomplete), min(record_id) FILTER (WHERE author_missing) FROM screen"))
     if bad[0]:
@@ -163,7 +164,7 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
                 "ON s.record_id = r.record_id")
     # Only record_id and mask of the screen are read from here on: the rest is dropped (at once, no copy), so
     # that less waits in memory or on disk while the detection workers run (10M records: 408 -> ~250 MiB).
-    for column in ("tcodes", "group_key", "author_missing", "incomplete"):
+    for column in ("group_key", "author_missing", "incomplete"):
         con.execute(f"ALTER TABLE screen DROP COLUMN {column}")
     # A repeated id among the candidates would join with itself above and upset the decide pass's
     # own checks; it is named here (the rest of the ids are checked in order when the decisions are written).
@@ -252,9 +253,9 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     # The records the screen excluded, and those it included but held back for an unknown participant
     # (``unknown_part`` holds only included ones): a filter and a small join, the same rows as an
     # anti-join of every record against the candidates. A view: read twice, never stored.
-    con.execute("CREATE OR REPLACE VIEW unscanned AS SELECT record_id, mask, '' AS tcodes FROM screen "
+    con.execute("CREATE OR REPLACE VIEW unscanned AS SELECT record_id, mask FROM screen "
                 f"WHERE NOT ({_SCREEN_INCLUDES}) UNION ALL "
-                "SELECT s.record_id, s.mask, '' FROM screen s SEMI JOIN unknown_part u ON u.record_id = s.record_id")
+                "SELECT s.record_id, s.mask FROM screen s SEMI JOIN unknown_part u ON u.record_id = s.record_id")
     total = one(con.execute("SELECT count(*) FROM screen"))  # every record (checked when the screen ran)
     by_reason, writing = _write_decisions(con, out, int(total[0]))
     threads = one(con.execute("SELECT current_setting('threads')"))[0]
@@ -293,16 +294,15 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     ``screen`` and ``unknown_part`` are plain tables so that it sees them) into the writer thread, so that
     ``con`` is free for the next queries and no whole copy of the ids is held in Arrow.
     """
-    masks = con.execute("SELECT mask, tcodes, count(*) FROM unscanned GROUP BY ALL").fetchall()
+    masks = con.execute("SELECT mask, count(*) FROM unscanned GROUP BY ALL").fetchall()
     kept = con.execute("SELECT decision, reasons, count(*) FROM scanned GROUP BY ALL").fetchall()
-    groups = [("exclude", list(reasons_of(int(m), str(t))) or [REASON_UNKNOWN_PARTICIPANT], int(c)) for m, t, c in masks]
+    groups = [("exclude", list(reasons_of(int(m))) or [REASON_UNKNOWN_PARTICIPANT], int(c)) for m, c in masks]
     groups += [(str(d), [str(x) for x in r], int(c)) for d, r, c in kept]
     if sum(c for _, _, c in groups) != total:
         raise BuildError(f"the decisions hold {sum(c for _, _, c in groups)} rows for {total} records",
                          hint="Report this with --debug output: every record must be decided exactly once.")
     cur = con.cursor()
-    cur.register("g_mask", pa.table({"mask": pa.array([int(m) for m, _, _ in masks], pa.int64()),
-                                     "tcodes": pa.array([str(t) for _, t, _ in masks], pa.string()),
+    cur.register("g_mask", pa.table({"mask": pa.array([int(m) for m, _ in masks], pa.int64()),
                                      "g": pa.array(range(len(masks)), pa.int32())}))
     cur.register("g_scan", pa.table({"decision": pa.array([d for d, _, _ in groups[len(masks):]], pa.string()),
                                      "reasons": pa.array([r for _, r, _ in groups[len(masks):]], pa.list_(pa.string())),
@@ -313,7 +313,7 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
                 SELECT s.record_id, k.g, s.shard, s.slice, TRUE AS content_scanned
                 FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
                 UNION ALL
-                SELECT u.record_id, k.g, NULL, NULL, FALSE FROM unscanned u JOIN g_mask k ON k.mask = u.mask AND k.tcodes = u.tcodes
+                SELECT u.record_id, k.g, NULL, NULL, FALSE FROM unscanned u JOIN g_mask k ON k.mask = u.mask
             ) ORDER BY record_id
         """).to_arrow_reader(ROW_GROUP_ROWS)
     except BaseException:

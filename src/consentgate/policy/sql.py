@@ -102,6 +102,7 @@ class SqlTables:
 # The record columns the policy reads (besides record_id): ``incomplete`` (``extras``) is true when one is null.
 SCREENED_COLUMNS = ("category", "author_id", "participants", "created_at")
 
+
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
