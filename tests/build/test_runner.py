@@ -79,10 +79,21 @@ def test_detect_memory_cap_has_a_floor_and_grows_with_the_candidates_and_threads
     assert floor < caps[0] < caps[1] < caps[2]
     assert caps[2] >= 16_000_000 * 40 >> 20  # at least twice the 20 bytes per candidate measured in insertion order
     assert int(duckdb_engine.detect_memory(0, 16)[:-3]) == floor + 14 * duckdb_engine._DETECT_MIB_PER_THREAD
-    # Twice what the stream was measured to need at 10M records (1.44M candidates): 160 MiB on four
-    # threads (144 failed), 240 on six (see ``_DETECT_FLOOR_MIB``).
+    # Twice the lowest cap the stream was measured to pass with (see ``_DETECT_FLOOR_MIB``): at 10M records
+    # (1.44M candidates) 64 MiB on two threads (48 failed), 160 on four (144 failed), 240 on six; at 20M
+    # records (2.88M candidates) 96 MiB on two (64 failed).
+    assert int(duckdb_engine.detect_memory(1_440_000, 2)[:-3]) >= 2 * 64
     assert int(duckdb_engine.detect_memory(1_440_000, 4)[:-3]) >= 2 * 160
     assert int(duckdb_engine.detect_memory(1_440_000, 6)[:-3]) >= 2 * 240
+    assert int(duckdb_engine.detect_memory(2_880_000, 2)[:-3]) >= 2 * 96
+
+
+def test_main_memory_cap_has_a_floor_and_grows_with_the_records() -> None:
+    # Measured over 1M members (see ``_MAIN_FLOOR_MB``): 10M records passed at 256 MB, 20M failed at 320 and passed at 384.
+    assert duckdb_engine.main_memory(0) == duckdb_engine.main_memory(10_000_000) == "512MB"
+    assert int(duckdb_engine.main_memory(10_000_000)[:-2]) >= 2 * 256
+    assert int(duckdb_engine.main_memory(20_000_000)[:-2]) >= 2 * 384
+    assert int(duckdb_engine.main_memory(40_000_000)[:-2]) > int(duckdb_engine.main_memory(20_000_000)[:-2])
 
 
 def test_a_build_runs_on_the_detect_cap_without_its_floor(monkeypatch: pytest.MonkeyPatch, small_network: Any,

@@ -64,6 +64,8 @@ NO_TOPICS = "no_topics"
 # out of ``screen`` as a null mask (``run_screen``), so a mask of 0 is the whole inclusion test.
 _SCREEN_INCLUDES = "mask = 0"
 CANDIDATES = "candidates"
+_DECIDED = "decided"  # every record's id and packed decision, in id order (``_write_decisions``)
+_DECIDED_RAW = "decided_raw"  # the same rows before the sort
 
 
 @dataclass(frozen=True)
@@ -197,20 +199,31 @@ def unique_ids(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     This is the build's check that record ids are unique: the decisions are written in
     id order anyway, so a repeat sits next to its twin, and comparing neighbours costs
     nothing next to a separate hash aggregation over every id (``sources.open_source``).
+    The same comparison checks the order itself: an id smaller than the one before it
+    stops the build (``BuildError``) rather than let a repeat go unnoticed.
     """
     last: str | None = None
     for batch in batches:
         ids = batch.column(0)
         n = len(ids)
-        if n and last is not None and ids[0].as_py() == last:
-            raise RepeatedId(last)
+        if n and last is not None:
+            _check_step(last, ids[0].as_py())
         if n > 1:
-            same = pc.equal(ids.slice(1), ids.slice(0, n - 1))
-            if pc.any(same).as_py():
-                raise RepeatedId(str(ids[int(pc.index(same, True).as_py())].as_py()))
+            step = pc.less_equal(ids.slice(1), ids.slice(0, n - 1))
+            if pc.any(step).as_py():
+                i = int(pc.index(step, True).as_py())
+                _check_step(ids[i].as_py(), ids[i + 1].as_py())
         if n:
             last = ids[n - 1].as_py()
         yield batch
+
+
+def _check_step(before: str, after: str) -> None:
+    if after == before:
+        raise RepeatedId(before)
+    if after < before:
+        raise BuildError("the decisions reached the writer out of record-id order",
+                         hint="Report this with --debug output: the build relies on DuckDB keeping a sorted table's order.")
 
 
 def _views(con: duckdb.DuckDBPyConnection, work: Path) -> None:
@@ -278,7 +291,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     _check_written(con, plan, writing)
     counts["content_scanned"] = candidates
     con.execute("DROP VIEW unscanned")
-    for table in ("scanned", "screen", "unknown_part", "cand", CANDIDATES):
+    for table in ("scanned", "screen", "unknown_part", "cand", CANDIDATES, _DECIDED):
         con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts, subjects=subjects)
 
@@ -289,7 +302,8 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
 
     Each distinct (decision, reasons) is a group with a small integer ``g``: DuckDB sorts the
     ids carrying that integer rather than the reason lists (a third of the time at 10M
-    records), and each sorted batch gets its decision and reasons back by ``g`` in Arrow.
+    records), packed with the shard and slice into one BIGINT (``_Packed``), and each sorted
+    batch gets its decision, reasons, shard and slice back from it in Arrow.
     The sorted rows stream from a second connection to the same database (``scanned``,
     ``screen`` and ``unknown_part`` are plain tables so that it sees them) into the writer thread, so that
     ``con`` is free for the next queries and no whole copy of the ids is held in Arrow.
@@ -298,6 +312,9 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     kept = con.execute("SELECT decision, reasons, count(*) FROM scanned GROUP BY ALL").fetchall()
     groups = [("exclude", list(reasons_of(int(m))) or [REASON_UNKNOWN_PARTICIPANT], int(c)) for m, c in masks]
     groups += [(str(d), [str(x) for x in r], int(c)) for d, r, c in kept]
+    if len(groups) >= _PACK.max_groups:
+        raise BuildError(f"{len(groups)} distinct (decision, reasons) groups: more than the build can sort by ({_PACK.max_groups})",
+                         hint="Report this with --debug output.")
     if sum(c for _, _, c in groups) != total:
         raise BuildError(f"the decisions hold {sum(c for _, _, c in groups)} rows for {total} records",
                          hint="Report this with --debug output: every record must be decided exactly once.")
@@ -308,23 +325,35 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
                                      "reasons": pa.array([r for _, r, _ in groups[len(masks):]], pa.list_(pa.string())),
                                      "g": pa.array(range(len(masks), len(groups)), pa.int32())}))
     try:
-        reader = cur.sql("""
-            SELECT record_id, g, shard, slice, content_scanned FROM (
-                SELECT s.record_id, k.g, s.shard, s.slice, TRUE AS content_scanned
+        # Sorted into a table, in two steps, and then read in its (insertion) order; ``unique_ids`` checks
+        # that order. Sorting in the streamed query itself held the whole sorted run in memory while the
+        # writer drained it (DuckDB cannot evict it then), and at 20M records the COPY beside it ran out
+        # of memory at a 768 MB cap; one CREATE TABLE sorting the union of joins ran out too, where a sort
+        # of a plain table spills as it needs (it passed at 384 MB).
+        cur.execute(f"""
+            CREATE OR REPLACE TABLE {_DECIDED_RAW} AS
+                SELECT s.record_id, {_PACK.sql("k.g", "s.shard", "s.slice")} AS packed
                 FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
                 UNION ALL
-                SELECT u.record_id, k.g, NULL, NULL, FALSE FROM unscanned u JOIN g_mask k ON k.mask = u.mask
-            ) ORDER BY record_id
-        """).to_arrow_reader(ROW_GROUP_ROWS)
+                SELECT u.record_id, {_PACK.sql("k.g", "NULL", "NULL")} FROM unscanned u JOIN g_mask k ON k.mask = u.mask
+        """)
+        cur.execute(f"CREATE OR REPLACE TABLE {_DECIDED} AS SELECT record_id, packed FROM {_DECIDED_RAW} ORDER BY record_id")
+        cur.execute(f"DROP TABLE {_DECIDED_RAW}")
+        reader = cur.sql(f"SELECT record_id, packed FROM {_DECIDED}").to_arrow_reader(ROW_GROUP_ROWS)
     except BaseException:
         cur.close()
         raise
     decision_of = pa.array([d for d, _, _ in groups], pa.string())
     reasons_of_g = _GroupReasons([r for _, r, _ in groups])
     # Put together in a second thread while the writer thread encodes (``files.prefetched``).
-    batches = prefetched(pa.record_batch([b.column(0), decision_of.take(b.column(1)), reasons_of_g.take(b.column(1)),
-                                          b.column(2).cast(pa.int32()), b.column(3).cast(pa.int32()), b.column(4)], schema=DECISIONS_SCHEMA)
-                         for b in unique_ids(streamed(reader)))
+    scanned_from = len(masks)  # groups below this are the unscanned records' masks
+
+    def decisions(b: pa.RecordBatch) -> pa.RecordBatch:
+        g, shard, slice_ = _PACK.unpack(b.column(1))
+        return pa.record_batch([b.column(0), decision_of.take(g), reasons_of_g.take(g), shard, slice_,
+                                pc.greater_equal(g, scanned_from)], schema=DECISIONS_SCHEMA)
+
+    batches = prefetched(decisions(b) for b in unique_ids(streamed(reader)))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentgate-decisions")
     writing = pool.submit(_stream_decisions, cur, out / "decisions.parquet", batches, total)
     pool.shutdown(wait=False)  # the thread ends with its one task; the caller waits on ``writing``
@@ -333,6 +362,36 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
         for r in reasons:
             by_reason[r] = by_reason.get(r, 0) + n
     return by_reason, writing
+
+
+class _Packed:
+    """A decision's group, shard and slice packed into one BIGINT for the sort by record id.
+
+    At 10M records, carrying one integer instead of four columns took the sort's memory
+    from 410-450 to 353 MiB and its time from 0.93 to 0.71 s (session 10, docs/benchmarks.md).
+    Bits: group << 40 | (shard + 1) << 20 | (slice + 1), 0 standing for a null shard or
+    slice (``spec``: shards <= 65536, slices <= 4096, both under 2**20 - 1).
+    """
+
+    max_groups = 1 << 23  # what is left of a signed 64-bit integer above bit 40
+    _FIELD = (1 << 20) - 1
+
+    @staticmethod
+    def sql(group: str, shard: str, slice_: str) -> str:
+        return (f"((CAST({group} AS BIGINT) << 40) | (CAST(coalesce({shard} + 1, 0) AS BIGINT) << 20) "
+                f"| CAST(coalesce({slice_} + 1, 0) AS BIGINT))")
+
+    def unpack(self, packed: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+        """(group, shard, slice) as Arrow int32 arrays, shard and slice null where packed as 0."""
+        p = np.asarray(packed.to_numpy(zero_copy_only=False), dtype=np.int64)
+        shard = (p >> 20) & self._FIELD
+        slice_ = p & self._FIELD
+        return (pa.array((p >> 40).astype(np.int32)),
+                pa.array((shard - 1).astype(np.int32), mask=shard == 0),
+                pa.array((slice_ - 1).astype(np.int32), mask=slice_ == 0))
+
+
+_PACK = _Packed()
 
 
 class _GroupReasons:

@@ -42,22 +42,37 @@ from consentgate.build.tasks import ShardOut, annotate_part, connect, write_shar
 from consentgate.policy.sql import SCREENED_COLUMNS
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
-_MEMORY_MAIN = "768MB"
-_MEMORY_DECIDE = "768MB"
+# DuckDB's cap in the main process outside the detect phase (sources, screen, decide): 512 MB, and 40
+# bytes per record past 12.8M records. The screen's need grows with the records (the group messages'
+# participants are aggregated and joined by record): over 1M members, a 10M-record build passes at 256
+# and 320 MB; at 20M (``bench/double_records.py``) it fails at 320 and passes at 384 and 512 with the
+# same content hash and time as at 768. So 40 bytes per record is about twice that need (800 MB at
+# 20M), and the floor keeps twice the 256 MB that sufficed at 10M. A fixed 768 MB ran out at 20M (in
+# the decide phase, since mended), and at 10M it let the main process reach 1.03 GiB, against 0.78
+# with 512 MB (session 10).
+_MAIN_FLOOR_MB, _MAIN_BYTES_PER_RECORD = 512, 40
 # While the detection workers run, DuckDB only streams the candidates' text (a semi join against
 # ``cand``), in no particular order (detection is per record: the batches' make-up changes no output).
-# Measured need at 10M records (1.44M candidates), two DuckDB threads: in insertion order, 64 MiB
-# failed and 96 MiB passed, but 128 MiB also failed once in about fifteen builds; in no order, 48 MiB
-# fails and 64 and 80 MiB pass (2 and 3 runs); on one thread, 48 MiB passes. A 1M build (144k
-# candidates) in insertion order fails at 40 MiB and passes at 64. More threads need more (10M records,
+# Measured need, two DuckDB threads: at 10M records (1.44M candidates) in no order 48 MiB fails and 64
+# and 80 MiB pass (in insertion order 64 MiB failed, and 128 MiB once in about fifteen builds); at 20M
+# (2.88M candidates) 64 MiB fails and 96 and 128 MiB pass. More threads need more (10M records,
 # ``--workers 4`` / ``6`` on this 2-core machine): four fail at 112 and 144 MiB and pass at 160 (twice),
-# six pass at 240: about 40 MiB per thread past two. So the cap is 160 MiB for two threads (twice the
-# highest tested pass) plus 80 MiB for each further thread (twice the measured step), and it grows
-# past ~2.4M candidates at 48 bytes each.
-_DETECT_FLOOR_MIB, _DETECT_BASE_MIB, _DETECT_BYTES_PER_CANDIDATE, _DETECT_MIB_PER_THREAD = 160, 48, 48, 80
+# six pass at 240. The cap is at least twice the lowest cap that passed: 128 MiB for two threads (10M),
+# 48 MiB plus 56 bytes per candidate past ~1.5M candidates (201 MiB at 20M, against 2 x 96), and 96 MiB
+# for each further thread (320 MiB on four, 512 on six, against 2 x 160 and 2 x 240).
+_DETECT_FLOOR_MIB, _DETECT_BASE_MIB, _DETECT_BYTES_PER_CANDIDATE, _DETECT_MIB_PER_THREAD = 128, 48, 56, 96
+# Rows per batch of the detect stream. Each worker holds two batches and their scan results: at 10M
+# records 16,384 rows took the detect phase's peak from 1.21 to 1.04 GiB against 65,536, with no
+# change in time; 8,192 gave no further drop (session 10).
+DETECT_BATCH_ROWS = 16384
 SLOW_START_S = 5.0  # no detection result after this long: the workers are building their detector (``_Runner.map_bounded``)
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
+
+
+def main_memory(records: int) -> str:
+    """DuckDB's memory cap in the main process outside the detect phase (see ``_MAIN_FLOOR_MB``)."""
+    return f"{max(_MAIN_FLOOR_MB, _MAIN_BYTES_PER_RECORD * records // 10**6)}MB"
 
 
 def detect_memory(candidates: int, threads: int) -> str:
@@ -152,7 +167,7 @@ class DuckDBEngine:
         (out / "data").mkdir()
         (out / "subjects").mkdir()
         timings: dict[str, float] = {}
-        con = connect(work / "spill", threads=workers, memory=_MEMORY_MAIN)
+        con = connect(work / "spill", threads=workers, memory=main_memory(0))
         try:
             t0 = time.perf_counter()
             progress.phase("check sources", None)
@@ -162,6 +177,7 @@ class DuckDBEngine:
             records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False, check_authors=False,
                                   later_nulls=SCREENED_COLUMNS)
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
+            con.execute(f"SET memory_limit = '{main_memory(records.rows)}'")
             con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, streamed(con.sql(
@@ -173,7 +189,6 @@ class DuckDBEngine:
 
             t0 = time.perf_counter()
             progress.phase("screen", None)
-            # 768 MB even though no worker runs yet: the ledger's chain check runs beside it (``consent.ChainCheck``).
             candidates, groups = decide.run_screen(con, plan, records)
             # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
             con.execute(f"SET memory_limit = '{detect_memory(candidates, workers)}'")  # ``connect`` gave it ``workers`` threads
@@ -189,7 +204,8 @@ class DuckDBEngine:
                 progress.phase("detect", candidates)
                 # Only what detection needs: reading the other columns too doubles the time of this read.
                 cols = ", ".join(f"r.{quote_ident(c)}" for c in DETECT_SCHEMA.names)
-                reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
+                reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(
+                    min(plan.batch_size, DETECT_BATCH_ROWS))
                 jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(streamed(reader)))
                 shown = _DetectProgress(progress, candidates)
                 runner.map_bounded(annotate_part, jobs, shown.advance, on_slow_start=shown.preparing)
@@ -202,10 +218,11 @@ class DuckDBEngine:
             con.execute("SET preserve_insertion_order = true")
             t0 = time.perf_counter()
             progress.phase("decide", None)
-            # The detection workers are gone: the decide queries may use their share of memory.
-            con.execute(f"SET memory_limit = '{_MEMORY_DECIDE}'")
+            con.execute(f"SET memory_limit = '{main_memory(records.rows)}'")  # the detection workers are gone
             outcome = decide.run_decide(con, plan, work, out, groups, member_index)
-            con.execute(f"SET memory_limit = '{_MEMORY_MAIN}'")
+            # Setting the cap again hands what DuckDB's allocator still caches back to the OS: without it the
+            # main process kept 0.67 GiB through the write phase at 10M records (0.32 with it).
+            con.execute(f"SET memory_limit = '{main_memory(records.rows)}'")
             timings["decide"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()

@@ -1,0 +1,25 @@
+"""``decide._Packed``: a decision's group, shard and slice packed by DuckDB into one BIGINT and unpacked in Arrow."""
+
+from __future__ import annotations
+
+import duckdb
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consentgate.build.decide import _PACK
+
+_ROW = st.tuples(st.integers(0, _PACK.max_groups - 1), st.none() | st.integers(0, 65535), st.none() | st.integers(0, 4095))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_ROW, max_size=50))
+def test_what_duckdb_packs_unpacks_to_the_same_group_shard_and_slice(rows: list[tuple[int, int | None, int | None]]) -> None:
+    table = pa.table({"g": pa.array([r[0] for r in rows], pa.int32()), "shard": pa.array([r[1] for r in rows], pa.int32()),
+                      "slice": pa.array([r[2] for r in rows], pa.int32())})
+    con = duckdb.connect()
+    con.register("t", table)
+    packed = con.sql(f"SELECT {_PACK.sql('g', 'shard', 'slice')} AS packed FROM t").to_arrow_table().column(0).combine_chunks()
+    g, shard, slice_ = _PACK.unpack(packed)
+    assert g.type == shard.type == slice_.type == pa.int32()
+    assert list(zip(g.to_pylist(), shard.to_pylist(), slice_.to_pylist())) == rows
