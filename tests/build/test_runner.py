@@ -90,7 +90,7 @@ def test_detect_memory_cap_has_a_floor_and_grows_with_the_candidates_and_threads
 
 def test_main_memory_cap_has_a_floor_and_grows_with_the_records() -> None:
     # Measured over 1M members (see ``_MAIN_FLOOR_MB``): 10M records passed at 256 MB, 20M failed at 320 and passed at 384.
-    assert duckdb_engine.main_memory(0) == duckdb_engine.main_memory(10_000_000) == "512MB"
+    assert duckdb_engine.main_memory(0) == duckdb_engine.main_memory(10_000_000) == "768MB"
     assert int(duckdb_engine.main_memory(10_000_000)[:-2]) >= 2 * 256
     assert int(duckdb_engine.main_memory(20_000_000)[:-2]) >= 2 * 384
     assert int(duckdb_engine.main_memory(40_000_000)[:-2]) > int(duckdb_engine.main_memory(20_000_000)[:-2])

@@ -42,15 +42,15 @@ from consentgate.build.tasks import ShardOut, annotate_part, connect, write_shar
 from consentgate.policy.sql import SCREENED_COLUMNS
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
-# DuckDB's cap in the main process outside the detect phase (sources, screen, decide): 512 MB, and 40
-# bytes per record past 12.8M records. The screen's need grows with the records (the group messages'
+# DuckDB's cap in the main process outside the detect phase (sources, screen, decide): 768 MB, and 40
+# bytes per record past 19.2M records. The screen's need grows with the records (the group messages'
 # participants are aggregated and joined by record): over 1M members, a 10M-record build passes at 256
 # and 320 MB; at 20M (``bench/double_records.py``) it fails at 320 and passes at 384 and 512 with the
-# same content hash and time as at 768. So 40 bytes per record is about twice that need (800 MB at
-# 20M), and the floor keeps twice the 256 MB that sufficed at 10M. A fixed 768 MB ran out at 20M (in
-# the decide phase, since mended), and at 10M it let the main process reach 1.03 GiB, against 0.78
-# with 512 MB (session 10).
-_MAIN_FLOOR_MB, _MAIN_BYTES_PER_RECORD = 512, 40
+# same content hash. So 40 bytes per record is about twice that need (800 MB at 20M). Lower caps save
+# memory but cost time, as DuckDB spills more in the screen and decide phases: with a 512 MB floor a
+# 10M build's main process peaked at 0.78 GiB instead of 1.03, but took 3 s longer (3 interleaved pairs:
+# 39.2 / 40.7 / 39.8 s against 36.3 / 37.5 / 35.3; session 10), so the floor stays at 768 MB.
+_MAIN_FLOOR_MB, _MAIN_BYTES_PER_RECORD = 768, 40
 # While the detection workers run, DuckDB only streams the candidates' text (a semi join against
 # ``cand``), in no particular order (detection is per record: the batches' make-up changes no output).
 # Measured need, two DuckDB threads: at 10M records (1.44M candidates) in no order 48 MiB fails and 64
