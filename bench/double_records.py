@@ -6,7 +6,8 @@ things at once. This copies a folder that ``bench/build_bench.py`` prepared (``d
 with ``x`` before its ``record_id`` and ``thread_id``. Authors, participants, categories,
 times and texts are the same, so the members, the consent ledger and the policy (linked,
 not copied) decide the copy exactly as the original, and the build sees 2N records and
-twice the candidates over the same member directory. Setup, not a benchmark: it prints
+twice the candidates over the same member directory. An existing copy is kept (delete
+``FOLDER-x2`` after regenerating FOLDER). Setup, not a benchmark: it prints
 the path of the new spec for ``bench/build_phase_memory.py`` (memory per phase) or
 ``consentgate build run`` (time).
 
@@ -33,7 +34,7 @@ def double(src: Path) -> Path:
         con = duckdb.connect(config={"memory_limit": "2GB"})
         con.execute(
             f"COPY (SELECT * FROM read_parquet('{original}') UNION ALL SELECT * REPLACE ('x' || record_id AS record_id, "
-            f"CASE WHEN thread_id IS NULL THEN NULL ELSE 'x' || thread_id END AS thread_id) FROM read_parquet('{original}')) "
+            f"'x' || thread_id AS thread_id) FROM read_parquet('{original}')) "  # a null thread stays null
             f"TO '{str(records).replace(chr(39), chr(39) * 2)}.tmp' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
         )
         con.close()

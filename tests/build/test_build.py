@@ -212,3 +212,21 @@ def test_batch_make_up_and_stream_order_change_no_output(small_network: Path, wr
     assert small.content_hash == whole.content_hash
     for rel in ["decisions.parquet", "data/shard-00000.parquet", "data/shard-00001.parquet", "data/shard-00002.parquet"]:
         assert (moved / rel).read_bytes() == (small.output / rel).read_bytes(), rel
+
+
+def test_sorted_decisions_read_back_in_small_batches_give_the_same_file(small_network: Path, write_spec: Callable[..., Path],
+                                                                         settings: Settings, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # The decisions are sorted into a DuckDB table and read back in its order (``decide._sort_decisions``);
+    # in batches of 7 rows the order and repeat checks run across many batch boundaries of real output.
+    from consentgate.build import decide
+
+    spec = load_spec(write_spec(small_network, shards=3))
+    whole = run_build(spec, workers=1, progress=False, settings=settings)
+    moved = tmp_path / "whole"
+    whole.output.rename(moved)
+    monkeypatch.setattr(decide, "ROW_GROUP_ROWS", 7)
+    small = run_build(spec, workers=1, progress=False, settings=settings)
+    assert whole.counts["records"] > 50 * 7
+    assert small.content_hash == whole.content_hash
+    assert (moved / "decisions.parquet").read_bytes() == (small.output / "decisions.parquet").read_bytes()

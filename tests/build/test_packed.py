@@ -23,3 +23,11 @@ def test_what_duckdb_packs_unpacks_to_the_same_group_shard_and_slice(rows: list[
     g, shard, slice_ = _PACK.unpack(packed)
     assert g.type == shard.type == slice_.type == pa.int32()
     assert list(zip(g.to_pylist(), shard.to_pylist(), slice_.to_pylist())) == rows
+
+
+def test_unscanned_records_pack_with_a_null_shard_and_slice() -> None:
+    # The unscanned records' rows pack the literal NULL (``decide._sort_decisions``).
+    con = duckdb.connect()
+    packed = con.sql(f"SELECT {_PACK.sql('g', 'NULL', 'NULL')} AS packed FROM range(3) t(g)").to_arrow_table().column(0).combine_chunks()
+    g, shard, slice_ = _PACK.unpack(packed)
+    assert (g.to_pylist(), shard.to_pylist(), slice_.to_pylist()) == ([0, 1, 2], [None] * 3, [None] * 3)

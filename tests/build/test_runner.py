@@ -94,6 +94,11 @@ def test_main_memory_cap_has_a_floor_and_grows_with_the_records() -> None:
     assert int(duckdb_engine.main_memory(10_000_000)[:-2]) >= 2 * 256
     assert int(duckdb_engine.main_memory(20_000_000)[:-2]) >= 2 * 384
     assert int(duckdb_engine.main_memory(40_000_000)[:-2]) > int(duckdb_engine.main_memory(20_000_000)[:-2])
+    # No cap passes DuckDB's own default, 80% of the machine's memory, however large the input.
+    ceiling = duckdb_engine._ceiling()
+    assert ceiling < 1 << 62
+    assert int(duckdb_engine.main_memory(10**12)[:-2]) == ceiling // 10**6
+    assert int(duckdb_engine.detect_memory(10**12, 64)[:-3]) == ceiling >> 20
 
 
 def test_a_build_runs_on_the_detect_cap_without_its_floor(monkeypatch: pytest.MonkeyPatch, small_network: Any,

@@ -144,7 +144,7 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
     con.execute(f"CREATE OR REPLACE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
     # The screen keeps each record's reason bits (``compile_sql(output="mask")``): 10M code lists cost more
     # to build and hold than 10M integers; they are spelled out once per distinct mask when written.
-    # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions stream reads them
+    # ``screen`` and ``unknown_part`` are plain tables (not TEMP): the decisions are sorted from them
     # through a second connection (``_write_decisions``).
     try:
         con.execute(f"CREATE OR REPLACE TABLE screen AS SELECT record_id, CASE WHEN tcodes IS NULL THEN mask END AS mask, "
@@ -194,7 +194,8 @@ class RepeatedId(Exception):
 
 
 def unique_ids(batches: Iterable[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """Pass through batches sorted by ``record_id`` (first column); raise ``RepeatedId`` at the first id that repeats.
+    """Pass through batches sorted by ``record_id`` (first column); raise ``RepeatedId`` at the first id that
+    repeats, ``BuildError`` at the first that is out of order.
 
     This is the build's check that record ids are unique: the decisions are written in
     id order anyway, so a repeat sits next to its twin, and comparing neighbours costs
@@ -304,55 +305,41 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     ids carrying that integer rather than the reason lists (a third of the time at 10M
     records), packed with the shard and slice into one BIGINT (``_Packed``), and each sorted
     batch gets its decision, reasons, shard and slice back from it in Arrow.
-    The sorted rows stream from a second connection to the same database (``scanned``,
-    ``screen`` and ``unknown_part`` are plain tables so that it sees them) into the writer thread, so that
-    ``con`` is free for the next queries and no whole copy of the ids is held in Arrow.
+    The rows are sorted into a table through a second connection to the same database
+    (``scanned``, ``screen`` and ``unknown_part`` are plain tables so that it sees them)
+    before this returns (``_sort_decisions``); the writer thread then streams that table into
+    the file, so that ``con`` is free for the next queries and no whole copy of the ids is
+    held in Arrow.
     """
     masks = con.execute("SELECT mask, count(*) FROM unscanned GROUP BY ALL").fetchall()
     kept = con.execute("SELECT decision, reasons, count(*) FROM scanned GROUP BY ALL").fetchall()
     groups = [("exclude", list(reasons_of(int(m))) or [REASON_UNKNOWN_PARTICIPANT], int(c)) for m, c in masks]
     groups += [(str(d), [str(x) for x in r], int(c)) for d, r, c in kept]
     if len(groups) >= _PACK.max_groups:
-        raise BuildError(f"{len(groups)} distinct (decision, reasons) groups: more than the build can sort by ({_PACK.max_groups})",
+        raise BuildError(f"{len(groups)} distinct (decision, reasons) groups: the build can sort by at most {_PACK.max_groups - 1}",
                          hint="Report this with --debug output.")
     if sum(c for _, _, c in groups) != total:
         raise BuildError(f"the decisions hold {sum(c for _, _, c in groups)} rows for {total} records",
                          hint="Report this with --debug output: every record must be decided exactly once.")
     cur = con.cursor()
-    cur.register("g_mask", pa.table({"mask": pa.array([int(m) for m, _ in masks], pa.int64()),
-                                     "g": pa.array(range(len(masks)), pa.int32())}))
-    cur.register("g_scan", pa.table({"decision": pa.array([d for d, _, _ in groups[len(masks):]], pa.string()),
-                                     "reasons": pa.array([r for _, r, _ in groups[len(masks):]], pa.list_(pa.string())),
-                                     "g": pa.array(range(len(masks), len(groups)), pa.int32())}))
     try:
-        # Sorted into a table, in two steps, and then read in its (insertion) order; ``unique_ids`` checks
-        # that order. Sorting in the streamed query itself held the whole sorted run in memory while the
-        # writer drained it (DuckDB cannot evict it then), and at 20M records the COPY beside it ran out
-        # of memory at a 768 MB cap; one CREATE TABLE sorting the union of joins ran out too, where a sort
-        # of a plain table spills as it needs (it passed at 384 MB).
-        cur.execute(f"""
-            CREATE OR REPLACE TABLE {_DECIDED_RAW} AS
-                SELECT s.record_id, {_PACK.sql("k.g", "s.shard", "s.slice")} AS packed
-                FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
-                UNION ALL
-                SELECT u.record_id, {_PACK.sql("k.g", "NULL", "NULL")} FROM unscanned u JOIN g_mask k ON k.mask = u.mask
-        """)
-        cur.execute(f"CREATE OR REPLACE TABLE {_DECIDED} AS SELECT record_id, packed FROM {_DECIDED_RAW} ORDER BY record_id")
-        cur.execute(f"DROP TABLE {_DECIDED_RAW}")
+        _sort_decisions(cur, masks, groups)
         reader = cur.sql(f"SELECT record_id, packed FROM {_DECIDED}").to_arrow_reader(ROW_GROUP_ROWS)
+        decision_of = pa.array([d for d, _, _ in groups], pa.string())
+        reasons_of_g = _GroupReasons([r for _, r, _ in groups])
     except BaseException:
         cur.close()
         raise
-    decision_of = pa.array([d for d, _, _ in groups], pa.string())
-    reasons_of_g = _GroupReasons([r for _, r, _ in groups])
-    # Put together in a second thread while the writer thread encodes (``files.prefetched``).
     scanned_from = len(masks)  # groups below this are the unscanned records' masks
 
     def decisions(b: pa.RecordBatch) -> pa.RecordBatch:
         g, shard, slice_ = _PACK.unpack(b.column(1))
+        if len(g) and not 0 <= pc.min(g).as_py() <= pc.max(g).as_py() < len(groups):
+            raise BuildError("a sorted decision names no decision group", hint="Report this with --debug output.")
         return pa.record_batch([b.column(0), decision_of.take(g), reasons_of_g.take(g), shard, slice_,
                                 pc.greater_equal(g, scanned_from)], schema=DECISIONS_SCHEMA)
 
+    # Put together in a second thread while the writer thread encodes (``files.prefetched``).
     batches = prefetched(decisions(b) for b in unique_ids(streamed(reader)))
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="consentgate-decisions")
     writing = pool.submit(_stream_decisions, cur, out / "decisions.parquet", batches, total)
@@ -364,11 +351,37 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     return by_reason, writing
 
 
+def _sort_decisions(cur: duckdb.DuckDBPyConnection, masks: list[Any], groups: list[tuple[str, list[str], int]]) -> None:
+    """Every record's id and packed decision (``_Packed``), sorted by id into the table ``_DECIDED``.
+
+    Sorted into a table, in two steps, and then read in its (insertion) order, which
+    ``unique_ids`` checks. Sorting in the streamed query itself held the whole sorted run
+    in memory while the writer drained it (DuckDB cannot evict it then), and at 20M records
+    the COPY beside it ran out of memory at a 768 MB cap; one CREATE TABLE sorting the union
+    of joins ran out too, where a sort of a plain table spills as it needs (it passed at 384 MB).
+    """
+    cur.execute("SET preserve_insertion_order = true")  # what the writer's plain scan of the table relies on
+    cur.register("g_mask", pa.table({"mask": pa.array([int(m) for m, _ in masks], pa.int64()),
+                                     "g": pa.array(range(len(masks)), pa.int32())}))
+    cur.register("g_scan", pa.table({"decision": pa.array([d for d, _, _ in groups[len(masks):]], pa.string()),
+                                     "reasons": pa.array([r for _, r, _ in groups[len(masks):]], pa.list_(pa.string())),
+                                     "g": pa.array(range(len(masks), len(groups)), pa.int32())}))
+    cur.execute(f"""
+        CREATE OR REPLACE TABLE {_DECIDED_RAW} AS
+            SELECT s.record_id, {_PACK.sql("k.g", "s.shard", "s.slice")} AS packed
+            FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
+            UNION ALL
+            SELECT u.record_id, {_PACK.sql("k.g", "NULL", "NULL")} FROM unscanned u JOIN g_mask k ON k.mask = u.mask
+    """)
+    cur.execute(f"CREATE OR REPLACE TABLE {_DECIDED} AS SELECT record_id, packed FROM {_DECIDED_RAW} ORDER BY record_id")
+    cur.execute(f"DROP TABLE {_DECIDED_RAW}")
+
+
 class _Packed:
     """A decision's group, shard and slice packed into one BIGINT for the sort by record id.
 
     At 10M records, carrying one integer instead of four columns took the sort's memory
-    from 410-450 to 353 MiB and its time from 0.93 to 0.71 s (session 10, docs/benchmarks.md).
+    from 410-450 to 353 MiB and its time from 0.93 to 0.71 s (docs/benchmarks.md, session 10).
     Bits: group << 40 | (shard + 1) << 20 | (slice + 1), 0 standing for a null shard or
     slice (``spec``: shards <= 65536, slices <= 4096, both under 2**20 - 1).
     """

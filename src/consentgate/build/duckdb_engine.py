@@ -24,6 +24,7 @@ memory limit (it spills sorts to the scratch folder), not by the input size.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -72,13 +73,22 @@ DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name I
 
 def main_memory(records: int) -> str:
     """DuckDB's memory cap in the main process outside the detect phase (see ``_MAIN_FLOOR_MB``)."""
-    return f"{max(_MAIN_FLOOR_MB, _MAIN_BYTES_PER_RECORD * records // 10**6)}MB"
+    return f"{min(max(_MAIN_FLOOR_MB, _MAIN_BYTES_PER_RECORD * records // 10**6), _ceiling() // 10**6)}MB"
 
 
 def detect_memory(candidates: int, threads: int) -> str:
     """DuckDB's memory cap while the detection workers run (see ``_DETECT_FLOOR_MIB``)."""
     need = _DETECT_BASE_MIB + (_DETECT_BYTES_PER_CANDIDATE * candidates >> 20)
-    return f"{max(_DETECT_FLOOR_MIB, need) + _DETECT_MIB_PER_THREAD * max(0, threads - 2)}MiB"
+    return f"{min(max(_DETECT_FLOOR_MIB, need) + _DETECT_MIB_PER_THREAD * max(0, threads - 2), _ceiling() >> 20)}MiB"
+
+
+def _ceiling() -> int:
+    """Bytes no cap may pass, however large the input: DuckDB's own default, 80% of the machine's memory
+    (past it the OS would kill the build where DuckDB could still have spilled)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * 0.8)
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
 
 
 # -- the engine ---------------------------------------------------------------------------------------
