@@ -271,12 +271,12 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
                 f"WHERE NOT ({_SCREEN_INCLUDES}) UNION ALL "
                 "SELECT s.record_id, s.mask FROM screen s SEMI JOIN unknown_part u ON u.record_id = s.record_id")
     total = one(con.execute("SELECT count(*) FROM screen"))  # every record (checked when the screen ran)
-    by_reason, writing = _write_decisions(con, out, int(total[0]))
     threads = one(con.execute("SELECT current_setting('threads')"))[0]
-    # DuckDB works on while a thread writes decisions.parquet; with one thread, so that the
-    # writer (single-threaded Parquet encoding, the longest task left) keeps a core.
-    con.execute("SET threads = 1")
-    try:
+    by_reason, writing = _write_decisions(con, out, int(total[0]))
+    try:  # from here on a failure waits for the writer thread before the folder can be removed
+        # DuckDB works on while a thread writes decisions.parquet; with one thread, so that the
+        # writer (single-threaded Parquet encoding, the longest task left) keeps a core.
+        con.execute("SET threads = 1")
         con.execute(
             "COPY (SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
             f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include') "
