@@ -303,7 +303,7 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
 
     Each distinct (decision, reasons) is a group with a small integer ``g``: DuckDB sorts the
     ids carrying that integer rather than the reason lists (a third of the time at 10M
-    records), packed with the shard and slice into one BIGINT (``_Packed``), and each sorted
+    records), packed with the shard and slice into one BIGINT (``pack_sql``), and each sorted
     batch gets its decision, reasons, shard and slice back from it in Arrow.
     The rows are sorted into a table through a second connection to the same database
     (``scanned``, ``screen`` and ``unknown_part`` are plain tables so that it sees them)
@@ -315,8 +315,8 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     kept = con.execute("SELECT decision, reasons, count(*) FROM scanned GROUP BY ALL").fetchall()
     groups = [("exclude", list(reasons_of(int(m))) or [REASON_UNKNOWN_PARTICIPANT], int(c)) for m, c in masks]
     groups += [(str(d), [str(x) for x in r], int(c)) for d, r, c in kept]
-    if len(groups) >= _PACK.max_groups:
-        raise BuildError(f"{len(groups)} distinct (decision, reasons) groups: the build can sort by at most {_PACK.max_groups - 1}",
+    if len(groups) >= PACK_MAX_GROUPS:
+        raise BuildError(f"{len(groups)} distinct (decision, reasons) groups: the build can sort by at most {PACK_MAX_GROUPS - 1}",
                          hint="Report this with --debug output.")
     if sum(c for _, _, c in groups) != total:
         raise BuildError(f"the decisions hold {sum(c for _, _, c in groups)} rows for {total} records",
@@ -333,7 +333,7 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
     scanned_from = len(masks)  # groups below this are the unscanned records' masks
 
     def decisions(b: pa.RecordBatch) -> pa.RecordBatch:
-        g, shard, slice_ = _PACK.unpack(b.column(1))
+        g, shard, slice_ = unpack(b.column(1))
         if len(g) and not 0 <= pc.min(g).as_py() <= pc.max(g).as_py() < len(groups):
             raise BuildError("a sorted decision names no decision group", hint="Report this with --debug output.")
         return pa.record_batch([b.column(0), decision_of.take(g), reasons_of_g.take(g), shard, slice_,
@@ -352,7 +352,7 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
 
 
 def _sort_decisions(cur: duckdb.DuckDBPyConnection, masks: list[Any], groups: list[tuple[str, list[str], int]]) -> None:
-    """Every record's id and packed decision (``_Packed``), sorted by id into the table ``_DECIDED``.
+    """Every record's id and packed decision (``pack_sql``), sorted by id into the table ``_DECIDED``.
 
     Sorted into a table, in two steps, and then read in its (insertion) order, which
     ``unique_ids`` checks. Sorting in the streamed query itself held the whole sorted run
@@ -368,43 +368,38 @@ def _sort_decisions(cur: duckdb.DuckDBPyConnection, masks: list[Any], groups: li
                                      "g": pa.array(range(len(masks), len(groups)), pa.int32())}))
     cur.execute(f"""
         CREATE OR REPLACE TABLE {_DECIDED_RAW} AS
-            SELECT s.record_id, {_PACK.sql("k.g", "s.shard", "s.slice")} AS packed
+            SELECT s.record_id, {pack_sql("k.g", "s.shard", "s.slice")} AS packed
             FROM scanned s JOIN g_scan k ON k.decision = s.decision AND k.reasons = s.reasons
             UNION ALL
-            SELECT u.record_id, {_PACK.sql("k.g", "NULL", "NULL")} FROM unscanned u JOIN g_mask k ON k.mask = u.mask
+            SELECT u.record_id, {pack_sql("k.g", "NULL", "NULL")} FROM unscanned u JOIN g_mask k ON k.mask = u.mask
     """)
     cur.execute(f"CREATE OR REPLACE TABLE {_DECIDED} AS SELECT record_id, packed FROM {_DECIDED_RAW} ORDER BY record_id")
     cur.execute(f"DROP TABLE {_DECIDED_RAW}")
 
 
-class _Packed:
-    """A decision's group, shard and slice packed into one BIGINT for the sort by record id.
-
-    At 10M records, carrying one integer instead of four columns took the sort's memory
-    from 410-450 to 353 MiB and its time from 0.93 to 0.71 s (docs/benchmarks.md, session 10).
-    Bits: group << 40 | (shard + 1) << 20 | (slice + 1), 0 standing for a null shard or
-    slice (``spec``: shards <= 65536, slices <= 4096, both under 2**20 - 1).
-    """
-
-    max_groups = 1 << 23  # what is left of a signed 64-bit integer above bit 40
-    _FIELD = (1 << 20) - 1
-
-    @staticmethod
-    def sql(group: str, shard: str, slice_: str) -> str:
-        return (f"((CAST({group} AS BIGINT) << 40) | (CAST(coalesce({shard} + 1, 0) AS BIGINT) << 20) "
-                f"| CAST(coalesce({slice_} + 1, 0) AS BIGINT))")
-
-    def unpack(self, packed: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
-        """(group, shard, slice) as Arrow int32 arrays, shard and slice null where packed as 0."""
-        p = np.asarray(packed.to_numpy(zero_copy_only=False), dtype=np.int64)
-        shard = (p >> 20) & self._FIELD
-        slice_ = p & self._FIELD
-        return (pa.array((p >> 40).astype(np.int32)),
-                pa.array((shard - 1).astype(np.int32), mask=shard == 0),
-                pa.array((slice_ - 1).astype(np.int32), mask=slice_ == 0))
+# A decision's group, shard and slice packed into one BIGINT for the sort by record id: at 10M records,
+# carrying one integer instead of four columns took the sort's memory from 410-450 to 353 MiB and its
+# time from 0.93 to 0.71 s (docs/benchmarks.md, session 10). Bits: group << 40 | (shard + 1) << 20 |
+# (slice + 1), 0 standing for a null shard or slice (``spec``: shards <= 65536, slices <= 4096, both
+# under 2**20 - 1); a group fills what is left of a signed 64-bit integer above bit 40.
+PACK_MAX_GROUPS = 1 << 23
+_FIELD_BITS = (1 << 20) - 1
 
 
-_PACK = _Packed()
+def pack_sql(group: str, shard: str, slice_: str) -> str:
+    """The SQL expression packing ``group``, ``shard`` and ``slice_`` (null allowed for the last two)."""
+    return (f"((CAST({group} AS BIGINT) << 40) | (CAST(coalesce({shard} + 1, 0) AS BIGINT) << 20) "
+            f"| CAST(coalesce({slice_} + 1, 0) AS BIGINT))")
+
+
+def unpack(packed: pa.Array) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """(group, shard, slice) of ``pack_sql``'s values as Arrow int32 arrays, shard and slice null where packed as 0."""
+    p = np.asarray(packed.to_numpy(zero_copy_only=False), dtype=np.int64)
+    shard = (p >> 20) & _FIELD_BITS
+    slice_ = p & _FIELD_BITS
+    return (pa.array((p >> 40).astype(np.int32)),
+            pa.array((shard - 1).astype(np.int32), mask=shard == 0),
+            pa.array((slice_ - 1).astype(np.int32), mask=slice_ == 0))
 
 
 class _GroupReasons:

@@ -62,10 +62,6 @@ _MAIN_FLOOR_MB, _MAIN_BYTES_PER_RECORD = 768, 40
 # 48 MiB plus 56 bytes per candidate past ~1.5M candidates (201 MiB at 20M, against 2 x 96), and 96 MiB
 # for each further thread (320 MiB on four, 512 on six, against 2 x 160 and 2 x 240).
 _DETECT_FLOOR_MIB, _DETECT_BASE_MIB, _DETECT_BYTES_PER_CANDIDATE, _DETECT_MIB_PER_THREAD = 128, 48, 56, 96
-# Rows per batch of the detect stream. Each worker holds two batches and their scan results: at 10M
-# records 16,384 rows took the detect phase's peak from 1.21 to 1.04 GiB against 65,536, with no
-# change in time; 8,192 gave no further drop (session 10).
-DETECT_BATCH_ROWS = 16384
 SLOW_START_S = 5.0  # no detection result after this long: the workers are building their detector (``_Runner.map_bounded``)
 # The detector treats member names as a set: each distinct name once (a quarter fewer at 1M members).
 DISTINCT_NAMES = "SELECT DISTINCT display_name FROM members WHERE display_name IS NOT NULL ORDER BY display_name"
@@ -187,7 +183,8 @@ class DuckDBEngine:
             records = open_source(con, "records", plan.records, plan.mapping.records, "records", check_unique=False, check_authors=False,
                                   later_nulls=SCREENED_COLUMNS)
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
-            con.execute(f"SET memory_limit = '{main_memory(records.rows)}'")
+            main_cap = main_memory(records.rows)
+            con.execute(f"SET memory_limit = '{main_cap}'")
             con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
             member_index = out / "subjects" / "members.parquet"
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, streamed(con.sql(
@@ -214,8 +211,7 @@ class DuckDBEngine:
                 progress.phase("detect", candidates)
                 # Only what detection needs: reading the other columns too doubles the time of this read.
                 cols = ", ".join(f"r.{quote_ident(c)}" for c in DETECT_SCHEMA.names)
-                reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(
-                    min(plan.batch_size, DETECT_BATCH_ROWS))
+                reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
                 jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(streamed(reader)))
                 shown = _DetectProgress(progress, candidates)
                 runner.map_bounded(annotate_part, jobs, shown.advance, on_slow_start=shown.preparing)
@@ -228,11 +224,11 @@ class DuckDBEngine:
             con.execute("SET preserve_insertion_order = true")
             t0 = time.perf_counter()
             progress.phase("decide", None)
-            con.execute(f"SET memory_limit = '{main_memory(records.rows)}'")  # the detection workers are gone
+            con.execute(f"SET memory_limit = '{main_cap}'")  # the detection workers are gone
             outcome = decide.run_decide(con, plan, work, out, groups, member_index)
             # Setting the cap again hands what DuckDB's allocator still caches back to the OS: without it the
             # main process kept 0.67 GiB through the write phase at 10M records (0.32 with it).
-            con.execute(f"SET memory_limit = '{main_memory(records.rows)}'")
+            con.execute(f"SET memory_limit = '{main_cap}'")
             timings["decide"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()

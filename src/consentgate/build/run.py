@@ -25,7 +25,7 @@ from consentgate.build.card import render_card
 from consentgate.build.consent import PinnedConsent, pin_consent, registry_of
 from consentgate.build.files import parquet_rows, sha256_file
 from consentgate.build.manifest import CARD, FORMAT, MANIFEST, write_manifest
-from consentgate.build.plan import BuildPlan, EngineResult, NullProgress, Progress, StepConfig, get_engine
+from consentgate.build.plan import DETECT_BATCH_ROWS, BuildPlan, EngineResult, NullProgress, Progress, StepConfig, get_engine
 from consentgate.build.sources import source_files
 from consentgate.build.steps import TOPIC_ENTITY
 from consentgate.build.spec import BuildSpec
@@ -196,7 +196,7 @@ def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datet
     plan = BuildPlan(
         name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
         consent_snapshot=pinned.snapshot, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,
-        batch_size=min(settings.batch_size, 65536),
+        batch_size=min(settings.batch_size, DETECT_BATCH_ROWS),
         steps=StepConfig(spec.shards, {**strategies, TOPIC_ENTITY: "mask"}, key,
                          tuple(e for e, s in strategies.items() if s == "drop_record"), compile_policy(policy).redact_topics()),
     )
