@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import textwrap
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -14,7 +19,7 @@ from consentgate.build.duckdb_engine import _DetectProgress, _Runner
 def _run(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch, slow_after: float,
          workers: int = 2) -> tuple[list[Any], int]:
     monkeypatch.setattr(duckdb_engine, "SLOW_START_S", slow_after)
-    runner = _Runner(workers, None)
+    runner = _Runner(workers, None, Path("."))
     results: list[Any] = []
     notices: list[float] = []
     try:
@@ -39,6 +44,53 @@ def test_every_result_comes_back_once_and_none_is_reported_slow(monkeypatch: pyt
 def test_a_failed_task_raises(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError):
         _run(time.sleep, [(0.0,), (-1.0,), (0.0,)], monkeypatch, slow_after=60.0)  # sleep length must be non-negative
+
+
+def test_a_worker_that_dies_is_a_build_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from consentgate.errors import BuildError
+
+    with pytest.raises(BuildError, match="worker process of the build ended") as info:
+        _run(os._exit, [(0,), (0,)], monkeypatch, slow_after=60.0)  # the worker exits as if killed
+    assert "--workers 1" in (info.value.hint or "")
+
+
+def test_a_worker_that_dies_while_starting_does_not_hang_the_build(tmp_path: Path) -> None:
+    # A script without a ``__main__`` guard: each spawned worker re-runs it and dies while starting
+    # (Python refuses to spawn from a process that is still starting), before it reads what the
+    # parent sent it. With ~3 MB of member names in that start-up data the parent used to block
+    # forever writing it; the names now travel by file, and the dead worker is reported.
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        import pyarrow as pa
+        from pathlib import Path
+        from consentgate.build.duckdb_engine import _Runner
+        from consentgate.errors import BuildError
+
+        names = pa.array([f"Member Name {{i:07d}}" for i in range(150_000)])
+        runner = _Runner(2, names, Path({str(tmp_path)!r}))
+        try:
+            runner.map_bounded(abs, iter([(-1,), (-2,)]), print)
+        except BuildError as exc:
+            print("BuildError:", exc.message)
+        finally:
+            runner.close()
+    """), encoding="utf-8")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert "BuildError: a worker process of the build ended" in out.stdout, out.stderr[-2000:]
+
+
+def test_run_build_refuses_to_start_inside_a_starting_worker(monkeypatch: pytest.MonkeyPatch, small_network: Any,
+                                                            write_spec: Any, settings: Any) -> None:
+    import multiprocessing
+
+    from consentgate.build import load_spec, run_build
+    from consentgate.errors import BuildError
+
+    monkeypatch.setattr(multiprocessing.current_process(), "_inheriting", True, raising=False)
+    spec = load_spec(write_spec(small_network, shards=2))
+    with pytest.raises(BuildError, match="while a worker process was starting"):
+        run_build(spec, workers=2, progress=False, settings=settings)
+    assert not spec.output.exists()
 
 
 class _Recorder:

@@ -27,7 +27,7 @@ import multiprocessing
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,8 @@ from consentgate.build.files import ROW_GROUP_ROWS, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress
 from consentgate.build.sources import open_source, query_failed, quote_ident, quote_str, streamed
 from consentgate.build.steps import DETECT_SCHEMA, init_worker
-from consentgate.build.tasks import ShardOut, annotate_part, connect, write_shard
+from consentgate.build.tasks import ShardOut, annotate_part, connect, init_from_file, write_names, write_shard
+from consentgate.errors import BuildError
 from consentgate.policy.sql import SCREENED_COLUMNS
 
 MEMBER_INDEX_SCHEMA = pa.schema([pa.field("member_id", pa.string(), nullable=False), pa.field("index", pa.uint32(), nullable=False)])
@@ -90,14 +91,18 @@ def _ceiling() -> int:
 # -- the engine ---------------------------------------------------------------------------------------
 
 class _Runner:
-    """Runs tasks inline (1 worker) or in a spawn-based process pool, with bounded work in flight."""
+    """Runs tasks inline (1 worker) or in a spawn-based process pool, with bounded work in flight.
 
-    def __init__(self, workers: int, member_names: pa.Array | None) -> None:
+    ``member_names`` go to each pool worker through a file in ``scratch`` (``tasks.init_from_file``).
+    """
+
+    def __init__(self, workers: int, member_names: pa.Array | None, scratch: Path) -> None:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
             ctx = multiprocessing.get_context("spawn")
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker, initargs=(member_names,))
+            path = None if member_names is None else write_names(scratch / "member-names.arrow", member_names)
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_from_file, initargs=(path,))
         else:
             init_worker(member_names)
 
@@ -112,6 +117,17 @@ class _Runner:
             for args in jobs:
                 on_done(fn(*args))
             return
+        try:
+            self._map_pool(self.pool, fn, jobs, on_done, on_slow_start)
+        except BrokenExecutor:
+            raise BuildError(
+                "a worker process of the build ended without a result (killed by a signal, out of memory, or it failed to start)",
+                hint="Run again with --workers 1 to see the failure in the main process. A script that calls run_build must "
+                     "guard its entry point with `if __name__ == \"__main__\":` (worker processes are spawned).",
+            ) from None
+
+    def _map_pool(self, pool: ProcessPoolExecutor, fn: Callable[..., Any], jobs: Iterator[tuple[Any, ...]],
+                  on_done: Callable[[Any], None], on_slow_start: Callable[[], None] | None) -> None:
         pending: set[Future[Any]] = set()
         started: float | None = None
         slow = on_slow_start
@@ -129,7 +145,7 @@ class _Runner:
         for args in jobs:
             while len(pending) >= 2 * self.workers:
                 collect()
-            pending.add(self.pool.submit(fn, *args))
+            pending.add(pool.submit(fn, *args))
             started = started if started is not None else time.perf_counter()
         while pending:
             collect()
@@ -205,7 +221,7 @@ class DuckDBEngine:
             # Detection workers hold a detector (large with many member names); they are let go
             # before the decide phase, and the shard writers are fresh processes without one.
             # Only the candidates' text is read and scanned (see ``decide``).
-            runner = _Runner(workers, names)
+            runner = _Runner(workers, names, work)
             try:
                 t0 = time.perf_counter()
                 progress.phase("detect", candidates)
@@ -239,7 +255,7 @@ class DuckDBEngine:
                 shard_outs[s.shard] = s
                 progress.advance(s.rows)
 
-            writers = _Runner(workers, None)
+            writers = _Runner(workers, None, work)
             try:
                 writers.map_bounded(write_shard, ((cfg, k, work, out) for k in range(plan.shards)), done)
             finally:

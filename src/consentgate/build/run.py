@@ -125,11 +125,24 @@ def _key(settings: Settings, strategies: dict[str, str]) -> bytes | None:
     return None
 
 
+def _refuse_in_spawn_bootstrap() -> None:
+    """Stop a build started while a spawned process re-runs its parent's main script: the
+    build's worker processes are spawned, so a script that calls ``run_build`` at import
+    time, without an ``if __name__ == "__main__":`` guard, would start a second build,
+    on the same output folder, inside each of its own workers."""
+    import multiprocessing
+
+    if getattr(multiprocessing.current_process(), "_inheriting", False):  # CPython's own flag for this check
+        raise BuildError("run_build was called while a worker process was starting (it re-ran the calling script)",
+                         hint='Guard the script\'s entry point with `if __name__ == "__main__":`.')
+
+
 def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = None, replace: bool = False,
               progress: bool | Progress = True, settings: Settings | None = None) -> BuildResult:
     """Build ``spec`` into ``spec.output`` (atomically); see docs/build-reference.md."""
     from consentgate.policy import load_policy
 
+    _refuse_in_spawn_bootstrap()
     settings = settings or load_settings()
     n_workers = workers or settings.workers
     eng = get_engine(engine)

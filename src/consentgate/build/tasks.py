@@ -22,7 +22,7 @@ from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut
 from consentgate.build.plan import StepConfig
 from consentgate.build.sharding import shard_name
 from consentgate.build.sources import quote_ident, quote_str, streamed
-from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, redact_batch
+from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 
 INCLUDED = "included"  # under the scratch folder: shard=K/*.parquet, written by DuckDB's partitioned COPY (``decide``)
@@ -47,6 +47,31 @@ class ShardOut:
 
 
 # -- worker-side tasks (top level so the pool can pickle them) ------------------------------------------
+
+def write_names(path: Path, names: pa.Array) -> Path:
+    """Write the member names a detection worker needs to ``path`` (Arrow IPC) for ``init_from_file``."""
+    table = pa.table({"name": names})
+    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+        out.write_table(table)
+    return path
+
+
+def init_from_file(path: Path | None) -> None:
+    """Pool initializer: this process's member names from the file ``write_names`` wrote (memory-mapped).
+
+    The names travel by file, not as the initializer's argument, because a spawned worker
+    receives its start-up data through a pipe the parent writes before the worker reads it:
+    with a payload larger than the pipe (a million names are ~10 MB), a worker that died
+    while starting left the parent blocked in that write forever, instead of the pool
+    reporting the dead worker (a script calling ``run_build`` without an
+    ``if __name__ == "__main__"`` guard did that).
+    """
+    if path is None:
+        init_worker(None)
+        return
+    with pa.memory_map(str(path)) as source:  # the mapping outlives the file and this handle
+        init_worker(pa.ipc.open_file(source).read_all().column("name").combine_chunks())
+
 
 def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path) -> int:
     """Annotate one batch and write it, sorted by shard (one row group per shard), to the scratch folder."""
