@@ -80,3 +80,17 @@ def test_the_script_entry_point_imports_the_cli_only_when_called() -> None:
     assert run_cli("--version").stdout.strip() == f"consentgate {__version__}"
     via_m = subprocess.run([sys.executable, "-m", "consentgate", "nosuch"], capture_output=True, text=True, timeout=120)
     assert via_m.returncode == 2 and "No such command" in via_m.stderr + via_m.stdout
+
+
+def test_the_cli_keeps_openblas_to_one_thread_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Set before numpy is imported, so each process a build starts skips OpenBLAS's thread pool.
+    import os
+
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert main(["--version"]) == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert main(["--version"]) == 0
+    assert os.environ["OPENBLAS_NUM_THREADS"] == "4"
+    code = "import sys, consentgate.cli.app; print('numpy' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
