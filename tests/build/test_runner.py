@@ -19,7 +19,7 @@ from consentgate.build.duckdb_engine import _DetectProgress, _Runner
 def _run(fn: Callable[..., Any], jobs: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch, slow_after: float,
          workers: int = 2) -> tuple[list[Any], int]:
     monkeypatch.setattr(duckdb_engine, "SLOW_START_S", slow_after)
-    runner = _Runner(workers, None, Path("."))
+    runner = _Runner(workers, None)
     results: list[Any] = []
     notices: list[float] = []
     try:

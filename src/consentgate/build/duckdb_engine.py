@@ -96,12 +96,14 @@ class _Runner:
     ``member_names`` go to each pool worker through a file in ``scratch`` (``tasks.init_from_file``).
     """
 
-    def __init__(self, workers: int, member_names: pa.Array | None, scratch: Path) -> None:
+    def __init__(self, workers: int, member_names: pa.Array | None, scratch: Path | None = None) -> None:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
             ctx = multiprocessing.get_context("spawn")
-            path = None if member_names is None else write_names(scratch / "member-names.arrow", member_names)
+            if member_names is not None and scratch is None:
+                raise ValueError("member names for pool workers need a scratch folder")
+            path = None if member_names is None or scratch is None else write_names(scratch, member_names)
             self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_from_file, initargs=(path,))
         else:
             init_worker(member_names)
@@ -119,12 +121,12 @@ class _Runner:
             return
         try:
             self._map_pool(self.pool, fn, jobs, on_done, on_slow_start)
-        except BrokenExecutor:
+        except BrokenExecutor as exc:
             raise BuildError(
-                "a worker process of the build ended without a result (killed by a signal, out of memory, or it failed to start)",
-                hint="Run again with --workers 1 to see the failure in the main process. A script that calls run_build must "
-                     "guard its entry point with `if __name__ == \"__main__\":` (worker processes are spawned).",
-            ) from None
+                f"a worker process of the build ended without a result (killed by a signal, out of memory, or it failed to start): {exc}",
+                hint="Run again with --workers 1 (workers=1 from Python) to see the failure in the main process. A script that "
+                     "calls run_build must guard its entry point with `if __name__ == \"__main__\":` (worker processes are spawned).",
+            ) from exc
 
     def _map_pool(self, pool: ProcessPoolExecutor, fn: Callable[..., Any], jobs: Iterator[tuple[Any, ...]],
                   on_done: Callable[[Any], None], on_slow_start: Callable[[], None] | None) -> None:
@@ -207,7 +209,7 @@ class DuckDBEngine:
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"
             ).to_arrow_reader(ROW_GROUP_ROWS)))
             names = con.sql(DISTINCT_NAMES).to_arrow_table().column(0).combine_chunks()
-            cfg = plan.steps  # the names go to each worker once, as the pool's initializer argument
+            cfg = plan.steps  # the names go to each worker once, by file (``_Runner``)
             timings["sources"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -255,7 +257,7 @@ class DuckDBEngine:
                 shard_outs[s.shard] = s
                 progress.advance(s.rows)
 
-            writers = _Runner(workers, None, work)
+            writers = _Runner(workers, None)
             try:
                 writers.map_bounded(write_shard, ((cfg, k, work, out) for k in range(plan.shards)), done)
             finally:

@@ -43,8 +43,8 @@ _detector: Detector | None = None
 def init_worker(member_names: pa.Array | None) -> None:
     """Set this process's member names (pool initializer, or called once in-process); the detector is built lazily.
 
-    The names travel as one Arrow string array (distinct and sorted: the detector then
-    skips its own sort), which pickles as a few buffers rather than a string per name.
+    The names come as one Arrow string array (distinct and sorted: the detector then
+    skips its own sort); pool workers read it from a file (``tasks.init_from_file``).
     """
     global _names, _detector
     same = member_names is not None and _names is not None and member_names.equals(_names)

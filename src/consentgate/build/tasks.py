@@ -9,6 +9,7 @@ sent, and the engine's module was 0.8 s of imports per worker, this one 0.45 s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,16 +49,21 @@ class ShardOut:
 
 # -- worker-side tasks (top level so the pool can pickle them) ------------------------------------------
 
-def write_names(path: Path, names: pa.Array) -> Path:
-    """Write the member names a detection worker needs to ``path`` (Arrow IPC) for ``init_from_file``."""
+def write_names(folder: Path, names: pa.Array) -> Path:
+    """Write the member names a detection worker needs to a new file in ``folder`` (Arrow IPC) for
+    ``init_from_file``; a new name each time, so no file a worker may be reading is rewritten."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="member-names-", suffix=".arrow", dir=folder)
+    os.close(fd)
     table = pa.table({"name": names})
-    with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
+    with pa.OSFile(name, "wb") as sink, pa.ipc.new_file(sink, table.schema) as out:
         out.write_table(table)
-    return path
+    return Path(name)
 
 
 def init_from_file(path: Path | None) -> None:
-    """Pool initializer: this process's member names from the file ``write_names`` wrote (memory-mapped).
+    """Pool initializer: this process's member names from the file ``write_names`` wrote.
 
     The names travel by file, not as the initializer's argument, because a spawned worker
     receives its start-up data through a pipe the parent writes before the worker reads it:
@@ -69,7 +75,7 @@ def init_from_file(path: Path | None) -> None:
     if path is None:
         init_worker(None)
         return
-    with pa.memory_map(str(path)) as source:  # the mapping outlives the file and this handle
+    with pa.memory_map(str(path)) as source:  # read through the map, copied into this process by combine_chunks
         init_worker(pa.ipc.open_file(source).read_all().column("name").combine_chunks())
 
 
