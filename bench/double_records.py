@@ -24,18 +24,20 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from consentgate.build.sources import quote_str
+
 
 def double(src: Path) -> Path:
     dest = src.with_name(src.name + "-x2")
     (dest / "data").mkdir(parents=True, exist_ok=True)
     records = dest / "data" / "records.parquet"
     if not records.is_file():
-        original = str((src / "data" / "records.parquet").resolve()).replace("'", "''")
+        original = quote_str(str((src / "data" / "records.parquet").resolve()))
         con = duckdb.connect(config={"memory_limit": "2GB"})
         con.execute(
-            f"COPY (SELECT * FROM read_parquet('{original}') UNION ALL SELECT * REPLACE ('x' || record_id AS record_id, "
-            f"'x' || thread_id AS thread_id) FROM read_parquet('{original}')) "  # a null thread stays null
-            f"TO '{str(records).replace(chr(39), chr(39) * 2)}.tmp' (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
+            f"COPY (SELECT * FROM read_parquet({original}) UNION ALL SELECT * REPLACE ('x' || record_id AS record_id, "
+            f"'x' || thread_id AS thread_id) FROM read_parquet({original})) "  # a null thread stays null
+            f"TO {quote_str(f'{records}.tmp')} (FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 122880)"
         )
         con.close()
         os.replace(f"{records}.tmp", records)

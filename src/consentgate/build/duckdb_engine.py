@@ -101,9 +101,11 @@ class _Runner:
         self.pool: ProcessPoolExecutor | None = None
         if workers > 1:
             ctx = multiprocessing.get_context("spawn")
-            if member_names is not None and scratch is None:
-                raise ValueError("member names for pool workers need a scratch folder")
-            path = None if member_names is None or scratch is None else write_names(scratch, member_names)
+            path = None
+            if member_names is not None:
+                if scratch is None:
+                    raise ValueError("member names for pool workers need a scratch folder")
+                path = write_names(scratch, member_names)
             self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_from_file, initargs=(path,))
         else:
             init_worker(member_names)

@@ -47,7 +47,7 @@ class ShardOut:
     redactions: dict[str, int]
 
 
-# -- worker-side tasks (top level so the pool can pickle them) ------------------------------------------
+# -- the member names' file: written by the engine, read by each detection worker as it starts ----------
 
 def write_names(folder: Path, names: pa.Array) -> Path:
     """Write the member names a detection worker needs to a new file in ``folder`` (Arrow IPC) for
@@ -61,6 +61,8 @@ def write_names(folder: Path, names: pa.Array) -> Path:
         out.write_table(table)
     return Path(name)
 
+
+# -- worker-side tasks (top level so the pool can pickle them) ------------------------------------------
 
 def init_from_file(path: Path | None) -> None:
     """Pool initializer: this process's member names from the file ``write_names`` wrote.
