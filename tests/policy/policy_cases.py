@@ -14,6 +14,7 @@ import yaml
 
 from consentgate.datamodel import MEMBERS_SCHEMA, RECORDS_SCHEMA, UTC_TS
 from consentgate.policy import ConsentState, EvalContext, Member, Policy, Record, decide_arrow, evaluate, parse_policy
+from consentgate.policy.evaluate import TOPIC_PREFIX
 from consentgate.policy.sql import SCREENED_COLUMNS, compile_sql, reasons_of
 
 UTC = timezone.utc
@@ -159,11 +160,24 @@ def decide_both(
         compile_sql(policy, scope=scope, as_of=as_of, output="mask")).fetchall()}
     assert len(masked) == len(python)
     _check_extras(policy, scope, as_of, records, members, masked)
+    _check_topics_only(policy, scope, as_of, python)
     for rid, decision in python.items():
         assert sql[rid] == (decision.decision, decision.reasons), (rid, decision.reasons, sql[rid])
         assert (decision.decision == "include") == (decision.reasons == ())
         assert masked[rid] == decision.reasons, (rid, decision.reasons, masked[rid])
     return {rid: d.reasons for rid, d in python.items()}
+
+
+def _check_topics_only(policy: Any, scope: str, as_of: datetime, python: dict[str, Any]) -> None:
+    """``compile_sql(output="topics")`` gives every record exactly the evaluator's topic reasons, and
+    includes it when there are none: so for a record no other rule excludes, the evaluator's decision."""
+    rows = _CON.execute(compile_sql(policy, scope=scope, as_of=as_of, output="topics")).fetchall()
+    assert len(rows) == len(python)
+    for rid, decision, reasons in rows:
+        topical = tuple(r for r in python[rid].reasons if r.startswith(TOPIC_PREFIX))
+        assert (decision, tuple(reasons)) == ("exclude" if topical else "include", topical), (rid, decision, reasons, topical)
+        if topical == python[rid].reasons:
+            assert decision == python[rid].decision
 
 
 def _check_extras(policy: Any, scope: str, as_of: datetime, records: Sequence[Record], members: Sequence[Member],

@@ -11,8 +11,9 @@ read that the policy could not use:
    the screen includes, one with a participant missing from the members source is
    excluded with ``PARTICIPANT_NOT_IN_MEMBERS`` (it could not be traced to its
    subjects for removal) and not scanned either. The rest are the *candidates*.
-2. **decide** (``plan.decide_sql``, after detection): the compiled policy over the
-   candidates with their detected topics; a candidate holding an entity whose
+2. **decide** (``plan.decide_sql``, after detection): the policy's topic rules over
+   the candidates and their detected topics (``compile_sql(output="topics")``: no other
+   rule excludes a candidate, as the screen found); a candidate holding an entity whose
    redaction strategy is ``drop_record`` gets ``PII_DROP_RECORD``.
 
 A record is included only if both passes include it. Every input record gets exactly

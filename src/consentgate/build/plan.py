@@ -8,8 +8,10 @@ A ``BuildPlan`` is everything an engine needs and nothing engine-specific:
   every record decided without reading its content, returning each record's reason
   bits (``compile_sql(output="mask")``); only the records it includes
   (the *candidates*) are scanned;
-- ``decide_sql``: the same policy over ``candidates`` (those records), ``members``,
-  ``consent`` and the detected ``topics``;
+- ``decide_sql``: the policy's sensitive-topic rules over ``candidates`` (those records)
+  and the detected ``topics`` (``compile_sql(output="topics")``): the screen found no
+  other reason to exclude a candidate, and topics only ever add reasons, so these rules
+  decide what is left;
 - the per-batch steps ``annotate`` (shard + PII/topic detection) and ``redact``,
   plain picklable functions over Arrow record batches (``consentgate.build.steps``),
   so that DuckDB + a process pool runs them today and Spark's ``mapInArrow`` can

@@ -205,7 +205,8 @@ def _run_engine(eng: Any, spec: BuildSpec, policy: Any, scope: str, as_of: datet
 
     t0 = time.perf_counter()
     screen_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS), output="mask", extras=True)
-    decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES))
+    # The candidates are the records the rest of the policy includes: only their topics can still exclude them.
+    decide_sql = compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(records=CANDIDATES), output="topics")
     plan = BuildPlan(
         name=spec.name, records=spec.sources.records, members=spec.sources.members, mapping=spec.mapping,
         consent_snapshot=pinned.snapshot, screen_sql=screen_sql, decide_sql=decide_sql, shards=spec.shards, slices=spec.slices,

@@ -169,15 +169,24 @@ def compile_sql(
     participants; and ``incomplete``, whether the record lacks a category, author,
     participants list or creation time (the build refuses such a record).
     Decisions of incomplete records are not meaningful.
+    ``output="topics"`` returns ``record_id, decision, reasons`` from the sensitive-topic
+    rules alone: the decision of each record *given that no other rule excludes it*.
+    Topics only ever add exclusion reasons, so for the records an ``output="mask"``
+    query without topics includes (mask 0), this is exactly the whole policy's
+    decision, at the cost of one join with ``topics`` instead of every member's codes
+    again (a build's decide pass: 1.3 CPU-s at 1.44M candidates became 0.2).
     Raises ``PolicyError`` when the policy names no recipient in ``scope``.
     """
-    if output not in ("reasons", "mask"):
-        raise ValueError(f"output must be 'reasons' or 'mask', not {output!r}")
+    if output not in ("reasons", "mask", "topics"):
+        raise ValueError(f"output must be 'reasons', 'mask' or 'topics', not {output!r}")
     if extras and output != "mask":
         raise ValueError("extras need output='mask'")
     cp = policy if isinstance(policy, CompiledPolicy) else compile_policy(policy)
     required = check_scope(cp, scope)
     t = tables or SqlTables()
+    header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name} output={output}\n"
+    if output == "topics":
+        return header + _topics_only(cp, t, dialect)
     record_bits = (
         f"CASE r.rule WHEN 'unknown' THEN {_bit('UNKNOWN_CATEGORY')} WHEN 'exclude' THEN {_bit('CATEGORY_EXCLUDED')} ELSE 0 END\n"
         f"    | CASE WHEN r.created_at > {dialect.timestamp(as_of)} THEN {_bit('CREATED_AFTER_AS_OF')} ELSE 0 END"
@@ -196,7 +205,6 @@ def compile_sql(
         f"fin AS (\n  SELECT a.record_id, a.mask | COALESCE(p.mask, 0) AS mask, ta.codes AS tcodes{fin_extra}\n"
         "  FROM a_codes a LEFT JOIN p_agg p ON p.record_id = a.record_id LEFT JOIN ta ON ta.record_id = a.record_id\n)",
     ]
-    header = f"-- consentgate policy {cp.policy.name} {cp.policy.version} scope={scope} as_of={as_of.isoformat()} dialect={dialect.name} output={output}\n"
     if output == "mask":
         extra_cols = ", group_key, author_missing, incomplete" if extras else ""
         return header + "WITH\n" + ",\n".join(ctes) + f"\nSELECT record_id, mask, tcodes{extra_cols} FROM fin"
@@ -207,6 +215,16 @@ def compile_sql(
         "FROM fin f JOIN names n ON n.mask = f.mask"
     )
     return header + "WITH\n" + ",\n".join(ctes) + "\n" + select
+
+
+def _topics_only(cp: CompiledPolicy, t: SqlTables, dialect: Dialect) -> str:
+    """``compile_sql(output="topics")``: every record of ``t.records`` decided by its exclusion topics alone."""
+    return (
+        f"WITH\n{_topic_codes_cte(cp, t, dialect)}\n"
+        "SELECT r.record_id, CASE WHEN ta.codes IS NULL THEN 'include' ELSE 'exclude' END AS decision,\n"
+        f"  CASE WHEN ta.codes IS NULL THEN {dialect.empty_string_list()} ELSE {dialect.split_sorted_distinct('ta.codes')} END AS reasons\n"
+        f"FROM {t.records} r LEFT JOIN ta ON ta.record_id = r.record_id"
+    )
 
 
 def _category_case(cp: CompiledPolicy) -> str:
