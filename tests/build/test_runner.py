@@ -183,3 +183,15 @@ def test_worker_tasks_import_without_the_spec_policy_or_cli_stack() -> None:
     assert build.run_build.__module__ == "consentgate.build.run"
     with pytest.raises(AttributeError, match="no attribute 'nothing_here'"):
         getattr(build, "nothing_here")
+
+
+@pytest.mark.parametrize(("shards", "tasks"), [(16, 4), (16, 1), (16, 3), (5, 8), (1, 4), (65536, 4)])
+def test_shard_groups_cover_every_shard_once_in_order_and_evenly(shards: int, tasks: int) -> None:
+    """The write phase's tasks: consecutive runs of shards, none empty, sizes within one of each other."""
+    from consentgate.build.tasks import shard_groups
+
+    groups = shard_groups(shards, tasks)
+    assert [k for g in groups for k in g] == list(range(shards))
+    assert len(groups) == min(tasks, shards)
+    assert all(g for g in groups)
+    assert max(map(len, groups)) - min(map(len, groups)) <= 1

@@ -10,12 +10,13 @@ Phases (each reported to the progress sink):
    running ``tasks.annotate_part`` (``steps.annotate``); each worker writes its batch, sorted by shard, to a
    scratch Parquet file (one row group per shard), plus topics and annotations.
    No other record's text is read.
-4. **decide**: DuckDB runs the compiled policy SQL over the candidates with their
-   topics; build-level reasons are added; shards and slices are assigned;
-   ``decisions.parquet`` and every shard's subject bitmap (``build.subjects``) are written.
-5. **write**: one task per shard (in the pool, ``tasks.write_shard``): DuckDB sorts the shard's included
-   records by ``created_at``, ``steps.redact_batch`` redacts them, and the shard file
-   is written.
+4. **decide**: DuckDB runs the policy's topic rules over the candidates with their
+   topics (the screen found no other reason to exclude them); build-level reasons are
+   added; shards and slices are assigned; ``decisions.parquet`` and every shard's subject
+   bitmap (``build.subjects``) are written.
+5. **write**: one task per run of consecutive shards (in the pool, ``tasks.write_shards``, two per
+   worker): for each shard DuckDB sorts its included records by ``created_at``,
+   ``steps.redact_batch`` redacts them, and the shard file is written.
 
 Memory is bounded by the batch size, the number of batches in flight and DuckDB's
 memory limit (it spills sorts to the scratch folder), not by the input size.
@@ -39,7 +40,7 @@ from consentgate.build.files import ROW_GROUP_ROWS, sha256_file, write_stream
 from consentgate.build.plan import BuildPlan, EngineResult, Progress
 from consentgate.build.sources import open_source, query_failed, quote_ident, quote_str, streamed
 from consentgate.build.steps import DETECT_SCHEMA, init_worker
-from consentgate.build.tasks import ShardOut, annotate_part, connect, init_from_file, write_names, write_shard
+from consentgate.build.tasks import ShardOut, annotate_part, connect, init_from_file, shard_groups, write_names, write_shards
 from consentgate.errors import BuildError
 from consentgate.policy.sql import SCREENED_COLUMNS
 
@@ -255,13 +256,16 @@ class DuckDBEngine:
             progress.phase("write shards", outcome.included)
             shard_outs: dict[int, ShardOut] = {}
 
-            def done(s: ShardOut) -> None:
-                shard_outs[s.shard] = s
-                progress.advance(s.rows)
+            def done(outs: list[ShardOut]) -> None:
+                for s in outs:
+                    shard_outs[s.shard] = s
+                    progress.advance(s.rows)
 
+            # Two runs of shards per worker (one inline): a task's shards share a DuckDB connection (``write_shards``).
+            runs = shard_groups(plan.shards, 2 * workers if workers > 1 else 1)
             writers = _Runner(workers, None)
             try:
-                writers.map_bounded(write_shard, ((cfg, k, work, out) for k in range(plan.shards)), done)
+                writers.map_bounded(write_shards, ((cfg, run, work, out) for run in runs), done)
             finally:
                 writers.close()
             timings["write"] = time.perf_counter() - t0
