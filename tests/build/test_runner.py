@@ -195,3 +195,35 @@ def test_shard_groups_cover_every_shard_once_in_order_and_evenly(shards: int, ta
     assert len(groups) == min(tasks, shards)
     assert all(g for g in groups)
     assert max(map(len, groups)) - min(map(len, groups)) <= 1
+
+
+@pytest.mark.parametrize("shards", [4, 64])
+def test_each_shard_reads_back_exactly_its_annotated_records(tmp_path: Path, shards: int) -> None:
+    """The detection workers' scratch files (one IPC record batch per shard present) give each shard
+    writer its own records, every record to exactly one shard, and an empty table to a shard with none."""
+    import pyarrow as pa
+
+    from consentgate.build.plan import StepConfig
+    from consentgate.build.sharding import shard_of
+    from consentgate.build.steps import DETECT_SCHEMA, init_worker
+    from consentgate.build.tasks import annotate_part, read_annotated
+
+    init_worker(None)
+    cfg = StepConfig(shards=shards, strategies={}, pseudonym_key=None)
+    for sub in ("a", "n", "t"):
+        (tmp_path / sub).mkdir()
+    for part, ids in enumerate((["r1", "r2", "r3", "r4", "r5"], ["r6", "r7"])):
+        batch = pa.record_batch([pa.array(ids), pa.array([None] * len(ids), pa.string()), pa.array([f"text of {i}" for i in ids])],
+                                schema=DETECT_SCHEMA)
+        annotate_part(cfg, part, batch, tmp_path)
+    seen: list[str] = []
+    for k in range(shards):
+        table = read_annotated(tmp_path, k)
+        ids = table.column("record_id").to_pylist()
+        assert all(shard_of(i, shards) == k for i in ids)
+        assert table.column("shard").to_pylist() == [k] * len(ids)
+        assert table.column("text").to_pylist() == [f"text of {i}" for i in ids]
+        seen += ids
+    assert sorted(seen) == [f"r{i}" for i in range(1, 8)]
+    if shards > len(seen):  # some shard holds none of the records
+        assert min(read_annotated(tmp_path, k).num_rows for k in range(shards)) == 0

@@ -8,7 +8,7 @@ Phases (each reported to the progress sink):
    the records it includes are the candidates (``build.decide``).
 3. **detect**: stream the candidates in Arrow batches from DuckDB to worker processes
    running ``tasks.annotate_part`` (``steps.annotate``); each worker writes its batch, sorted by shard, to a
-   scratch Parquet file (one row group per shard), plus topics and annotations.
+   scratch Arrow IPC file (one record batch per shard), plus topics and annotations (Parquet).
    No other record's text is read.
 4. **decide**: DuckDB runs the policy's topic rules over the candidates with their
    topics (the screen found no other reason to exclude them); build-level reasons are
