@@ -44,4 +44,3 @@ def test_closing_early_stops_the_producer() -> None:
     time.sleep(0.2)
     assert len(produced) == n <= 5  # at most depth + a couple in flight, and nothing after the close
     assert not [t for t in threading.enumerate() if t.name == "consentgate-prefetch"]
-
