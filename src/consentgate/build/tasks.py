@@ -126,8 +126,8 @@ def write_shards(cfg: StepConfig, shards: tuple[int, ...], work: Path, out: Path
     """Sort, redact and write each of ``shards``, in order, through one DuckDB connection.
 
     One connection for several shards, not one each: a fresh one cost 40-65 ms more per
-    shard (a new database, and the footers of every scratch file of detection read again),
-    about 0.3 CPU-s of 8 shards at 10M records."""
+    shard (a new database, and the footers of every scratch file of detection read again,
+    when those were Parquet), about 0.3 CPU-s of 8 shards at 10M records."""
     con = connect(work / f"tmp-{shards[0]}", threads=1, memory=MEMORY_WORKER)
     try:
         return [_write_shard(con, cfg, k, work, out) for k in shards]
