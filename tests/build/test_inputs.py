@@ -492,3 +492,19 @@ def test_a_record_id_repeated_among_the_candidates_is_named(small_network: Path,
     err = _fails(write_spec(net, name="dup.yaml", output=str(tmp_path / "out2" / "ds"), sources=_sources(net, records=str(bad))),
                  settings, InputError, rid, "appears 2 times")
     assert err.details["record"] == rid
+
+
+def test_a_shard_missing_some_of_its_annotated_records_stops_the_build(
+        small_network: Path, write_spec: Callable[..., Path], settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each shard file is checked against the records the decide phase included in it: were the detection
+    workers' scratch files to lose records, the shard would be short, and the build stops instead of publishing it."""
+    from consentgate.build import tasks
+
+    real = tasks.read_annotated
+
+    def short(places: tasks.Places, k: int) -> pa.RecordBatchReader:
+        table = real(places, k).read_all()
+        return pa.RecordBatchReader.from_batches(table.schema, table.slice(1).to_batches())  # one record fewer
+
+    monkeypatch.setattr(tasks, "read_annotated", short)
+    _fails(write_spec(small_network), settings, BuildError, "shard", "were included")

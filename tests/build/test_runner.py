@@ -206,7 +206,7 @@ def test_each_shard_reads_back_exactly_its_annotated_records(tmp_path: Path, sha
     from consentgate.build.plan import StepConfig
     from consentgate.build.sharding import shard_of
     from consentgate.build.steps import DETECT_SCHEMA, init_worker
-    from consentgate.build.tasks import annotate_part, read_annotated
+    from consentgate.build.tasks import annotate_part, annotated_places, read_annotated
 
     init_worker(None)
     cfg = StepConfig(shards=shards, strategies={}, pseudonym_key=None)
@@ -217,8 +217,9 @@ def test_each_shard_reads_back_exactly_its_annotated_records(tmp_path: Path, sha
                                 schema=DETECT_SCHEMA)
         annotate_part(cfg, part, batch, tmp_path)
     seen: list[str] = []
+    places = annotated_places(tmp_path)
     for k in range(shards):
-        table = read_annotated(tmp_path, k)
+        table = read_annotated(places, k).read_all()
         ids = table.column("record_id").to_pylist()
         assert all(shard_of(i, shards) == k for i in ids)
         assert table.column("shard").to_pylist() == [k] * len(ids)
@@ -226,4 +227,4 @@ def test_each_shard_reads_back_exactly_its_annotated_records(tmp_path: Path, sha
         seen += ids
     assert sorted(seen) == [f"r{i}" for i in range(1, 8)]
     if shards > len(seen):  # some shard holds none of the records
-        assert min(read_annotated(tmp_path, k).num_rows for k in range(shards)) == 0
+        assert min(read_annotated(places, k).read_all().num_rows for k in range(shards)) == 0

@@ -163,7 +163,8 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
     if bad[1] is not None:
         raise author_error(records.label, bad[1])
     groups = _groups_of_screen(con)
-    # What the decide pass reads of the candidates (no text): small enough to keep, read twice by the policy SQL.
+    # The candidates' columns (no text) that the later steps need: their participants (the unknown-participant check and
+    # the subject bitmaps), their creation times (slices) and the rest for the shard files (the included records' COPY).
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at, "
                 f"s.group_key FROM records r JOIN (SELECT record_id, group_key FROM screen WHERE {_SCREEN_INCLUDES}) s "
                 "ON s.record_id = r.record_id")

@@ -261,8 +261,9 @@ class DuckDBEngine:
                     shard_outs[s.shard] = s
                     progress.advance(s.rows)
 
-            # Two runs of shards per worker (one inline): a task's shards share a DuckDB connection (``write_shards``).
-            runs = shard_groups(plan.shards, 2 * workers if workers > 1 else 1)
+            # Two runs of shards per worker: a task's shards share a DuckDB connection (``write_shards``), and the
+            # progress moves as each run ends. Inline (one worker), one shard per run, for a progress that moves.
+            runs = shard_groups(plan.shards, 2 * workers if workers > 1 else plan.shards)
             writers = _Runner(workers, None)
             try:
                 writers.map_bounded(write_shards, ((cfg, run, work, out) for run in runs), done)

@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 ROW_GROUP_ROWS = 65536
-# ``write_batch_size``: rows handed to the column encoders at a time (pyarrow's default is 1,024):
-# 0.15 of the 2.0 CPU-s of writing decisions.parquet at 10M records.
-_WRITER_OPTS = {"compression": "zstd", "compression_level": 3, "write_batch_size": ROW_GROUP_ROWS}
+_WRITER_OPTS = {"compression": "zstd", "compression_level": 3}
+# Rows handed to the column encoders at a time by ``write_stream`` (pyarrow's default is 1,024): 0.15 of
+# the 2.0 CPU-s of writing decisions.parquet at 10M records. Not for files with long texts: a page is
+# only closed between such batches, so 65,536 texts made 10 MB pages instead of 1 MiB.
+STREAM_BATCH_ROWS = ROW_GROUP_ROWS
 # Columns with few distinct values, dictionary-encoded. Ids, texts and member lists are
 # left plain: for them a dictionary only grows until it is abandoned, which made the
 # files larger (decisions.parquet at 10M records: 43 MB with it, 25 MB without) and
@@ -44,8 +46,8 @@ def statistics_paths(schema: pa.Schema) -> list[str]:
     (ids, numbers, times, text). Not lists, booleans or ``DICTIONARY_COLUMNS``: there every row
     group holds nearly every value, and computing them was 0.28 of the 2.0 CPU-s of writing
     decisions.parquet at 10M records."""
-    return [f.name for f in schema if f.name not in DICTIONARY_COLUMNS
-            and not pa.types.is_list(f.type) and not pa.types.is_boolean(f.type)]
+    return [f.name for f in schema if f.name not in DICTIONARY_COLUMNS and not pa.types.is_nested(f.type)
+            and not pa.types.is_dictionary(f.type) and not pa.types.is_boolean(f.type)]
 
 
 def sha256_file(path: Path) -> str:
@@ -78,12 +80,13 @@ def rebatch(batches: Iterable[pa.RecordBatch], rows: int, schema: pa.Schema) -> 
 class ParquetOut:
     """A Parquet file written with the dataset's fixed options; each ``write`` is one row group."""
 
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
+    def __init__(self, path: Path, schema: pa.Schema, *, batch_rows: int | None = None) -> None:
         self.path = path
         self.schema = schema
         self.rows = 0
+        batch = {"write_batch_size": batch_rows} if batch_rows else {}
         self._writer = pq.ParquetWriter(str(path), schema, use_dictionary=dictionary_paths(schema),  # type: ignore[arg-type]
-                                        write_statistics=statistics_paths(schema), **_WRITER_OPTS)
+                                        write_statistics=statistics_paths(schema), **_WRITER_OPTS, **batch)
 
     def write(self, table: pa.Table) -> None:
         if table.num_rows:
@@ -102,7 +105,7 @@ class ParquetOut:
 
 def write_stream(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch], rows_per_group: int = ROW_GROUP_ROWS) -> int:
     """Write ``batches`` to ``path`` in row groups of exactly ``rows_per_group`` rows; returns the row count."""
-    with ParquetOut(path, schema) as out:
+    with ParquetOut(path, schema, batch_rows=STREAM_BATCH_ROWS) as out:
         for table in rebatch(batches, rows_per_group, schema):
             out.write(table)
         return out.rows
