@@ -340,11 +340,12 @@ def _write_decisions(con: duckdb.DuckDBPyConnection, out: Path, total: int) -> t
 
     def decisions(b: pa.RecordBatch) -> pa.RecordBatch:
         g, shard, slice_ = unpack(b.column(1))
-        if len(g) and not 0 <= pc.min(g).as_py() <= pc.max(g).as_py() < len(groups):
+        gi = np.asarray(g.to_numpy(zero_copy_only=False), dtype=np.int64)  # once per batch, for the lookups below
+        if len(gi) and not 0 <= gi.min() <= gi.max() < len(groups):
             raise BuildError("a sorted decision names no decision group", hint="Report this with --debug output.")
-        decision = pa.DictionaryArray.from_arrays(pa.array(decision_code[np.asarray(g.to_numpy(zero_copy_only=False))]), decision_dictionary)
-        return pa.record_batch([b.column(0), decision, reasons_of_g.take(g), shard, slice_,
-                                pc.greater_equal(g, scanned_from)], schema=DECISIONS_SCHEMA)
+        decision = pa.DictionaryArray.from_arrays(pa.array(decision_code[gi]), decision_dictionary)
+        return pa.record_batch([b.column(0), decision, reasons_of_g.take(gi), shard, slice_,
+                                pa.array(gi >= scanned_from)], schema=DECISIONS_SCHEMA)
 
     # Put together in a second thread while the writer thread encodes (``files.prefetched``).
     batches = prefetched(decisions(b) for b in unique_ids(streamed(reader)))
@@ -424,8 +425,8 @@ class _GroupReasons:
         self.lengths = np.array([len(rs) for rs in lists], dtype=np.int32)
         self.starts = np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
 
-    def take(self, groups: pa.Array) -> pa.ListArray:
-        g = np.asarray(groups.to_numpy(zero_copy_only=False), dtype=np.int64)
+    def take(self, g: np.ndarray) -> pa.ListArray:
+        """The reasons of group ``g[i]`` for each row ``i`` (``g``: int64 group numbers)."""
         lengths = self.lengths[g]
         offsets = np.zeros(len(g) + 1, dtype=np.int32)
         np.cumsum(lengths, out=offsets[1:])

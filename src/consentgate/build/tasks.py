@@ -156,43 +156,37 @@ def shard_groups(shards: int, tasks: int) -> list[tuple[int, ...]]:
 
 def _write_shard(con: duckdb.DuckDBPyConnection, cfg: StepConfig, k: int, work: Path, out: Path, places: Places) -> ShardOut:
     """Sort, redact and write shard ``k`` (its subject bitmap was written in the decide phase)."""
+    included = work / INCLUDED / f"shard={k}"
+    path = out / "data" / f"{shard_name(k)}.parquet"
+    if not any(included.glob("*.parquet")):  # the shard holds no included record: its file has no rows
+        ParquetOut(path, OUTPUT_SCHEMA).close()
+        return ShardOut(shard=k, rows=0, redactions={})
+    kept = f"read_parquet({quote_str(str(included / '*.parquet'))}, hive_partitioning = false)"
+    # The records the decide phase included in this shard: the file must hold exactly as many.
+    want = int(one(con.execute(f"SELECT count(*) FROM {kept}"))[0])
     # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from the
     # shard's folder of included records (``decide``).
-    included = work / INCLUDED / f"shard={k}"
     cols = ", ".join(f"{'a' if c in DETECT_SCHEMA.names else 'i'}.{quote_ident(c)}" for c in RECORDS_SCHEMA.names)
-    query = (
-        f"SELECT {cols}, a.spans, i.slice FROM annotated a "
-        f"JOIN read_parquet({quote_str(str(included / '*.parquet'))}, hive_partitioning = false) i "
-        "ON a.record_id = i.record_id ORDER BY i.created_at, a.record_id"
-    )
+    query = f"SELECT {cols}, a.spans, i.slice FROM annotated a JOIN {kept} i ON a.record_id = i.record_id ORDER BY i.created_at, a.record_id"
     counts: dict[str, int] = {}
-    path = out / "data" / f"{shard_name(k)}.parquet"
-    scanned = any(included.glob("*.parquet"))  # none when the shard holds no included record
-    # The records the decide phase included in this shard: the file must hold exactly as many.
-    want = int(one(con.execute(f"SELECT count(*) FROM read_parquet({quote_str(str(included / '*.parquet'))}, hive_partitioning = false)"))[0]) \
-        if scanned else 0
-    reader = None
-    if scanned:
-        con.register("annotated", read_annotated(places, k))
-        reader = con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)
+    con.register("annotated", read_annotated(places, k))
+    reader = con.sql(query).to_arrow_reader(ROW_GROUP_ROWS)
     try:
         with ParquetOut(path, OUTPUT_SCHEMA) as dest:
-            for table in _slice_groups(streamed(reader)) if reader is not None else ():
+            for table in _slice_groups(streamed(reader)):
                 redacted, c = redact_batch(cfg, table.combine_chunks().to_batches()[0] if table.num_rows else table)
                 for key, v in c.items():
                     counts[key] = counts.get(key, 0) + v
                 dest.write(pa.Table.from_batches([redacted]))
             rows = dest.rows
     finally:
-        if reader is not None:
-            reader.close()  # the connection takes no other query while a result is open
-            con.unregister("annotated")
+        reader.close()  # the connection takes no other query while a result is open
+        con.unregister("annotated")
     if rows != want:  # an included record without its annotated text (the scratch files disagree)
         from consentgate.errors import BuildError
 
         raise BuildError(f"shard {k} holds {rows} records where {want} were included", hint="Report this with --debug output.")
     return ShardOut(shard=k, rows=rows, redactions=counts)
-
 
 
 def _slice_groups(reader: pa.RecordBatchReader) -> Iterator[pa.Table]:
