@@ -195,6 +195,40 @@ def test_vectorised_check_finds_what_the_walk_finds(backend: str, request: pytes
     check()
 
 
+@pytest.mark.parametrize("escaped", [False, True])
+def test_the_check_in_one_process_finds_what_the_walk_finds(escaped: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``verify_sqlite_alone`` (the build's check: ADBC in its own process, no reader process)
+    reports exactly what the reference walk reports, under the same random tamperings. With
+    values that need JSON escaping it hands over to ``_scan`` after the last event it checked;
+    without, it checks every batch itself. No connection of this process is open while it
+    runs, as that function requires."""
+    monkeypatch.setattr(verify_mod, "BATCH_ROWS", 7)
+    base = event_rows(24, members=5)
+    if escaped:
+        base[9]["member_id"], base[15]["event_id"], base[20]["policy_version"] = 'm"q', "e\\9", "v\n1"
+    source = write_rows(base, tmp_path / "base.parquet")
+    counter = iter(range(10**6))
+
+    def walked(url: str) -> object:
+        with open_ledger(url, create=False) as led:
+            got = verify_mod._walk(led)
+        return got if isinstance(got, verify_mod.VerifyResult) else verify_mod.VerifyResult(True, got[0], None, None, got[0], got[1])
+
+    @settings(max_examples=30, deadline=None)
+    @given(st.lists(_OPS | _SQLITE_OPS, max_size=3))
+    def check(tamperings: list[tuple[Any, ...]]) -> None:
+        url = f"sqlite:///{tmp_path / f'a{next(counter)}.db'}"
+        with open_ledger(url) as led:
+            led.import_file(source)
+        assert verify_mod.verify_sqlite_alone(url) == walked(url)
+        for op in tamperings:
+            _apply(url, op)
+        expected = _outcome(lambda: walked(url))
+        assert _outcome(lambda: verify_mod.verify_sqlite_alone(url)) == expected
+
+    check()
+
+
 def _fresh_url(backend: str, request: pytest.FixtureRequest, path: Path) -> str:
     if backend == "sqlite":
         return f"sqlite:///{path}"

@@ -69,16 +69,23 @@ class ChainCheck:
 
 
 def _verify_in_child(url: str, send: Any) -> None:
-    """Child process: verify the ledger at ``url`` and send ``(status, message)``."""
+    """Child process: verify the ledger at ``url`` and send ``(status, message)``.
+
+    A SQLite ledger is read in this process (``verify_sqlite_alone``): it has no other
+    connection to the file open, which that needs."""
     from consentgate.errors import ConsentGateError, LedgerIntegrityError
     from consentgate.ledger import open_ledger
+    from consentgate.ledger.verify import verify_sqlite_alone
 
     try:
-        ledger = open_ledger(url, create=False)
-        try:
-            _verify_chain(ledger, url)
-        finally:
-            ledger.close()
+        if _sqlite_file(url):
+            _refuse_broken(verify_sqlite_alone(url), url)
+        else:
+            ledger = open_ledger(url, create=False)
+            try:
+                _verify_chain(ledger, url)
+            finally:
+                ledger.close()
         send.send(("ok", ""))
     except LedgerIntegrityError as exc:
         send.send(("broken", exc.message))
@@ -146,9 +153,13 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: boo
 def _verify_chain(ledger: Any, label: str) -> None:
     """Refuse to build on a ledger whose hash chain is broken: a deleted opt-out must not
     silently let a member's records in under an authoritative-looking manifest."""
+    _refuse_broken(ledger.verify(state=False), label)  # the build's snapshot comes from the events, not consent_state
+
+
+def _refuse_broken(result: Any, label: str) -> None:
+    """Raise ``LedgerIntegrityError`` unless ``result`` (a ``VerifyResult``) says the chain holds."""
     from consentgate.errors import LedgerIntegrityError
 
-    result = ledger.verify(state=False)  # the build's snapshot comes from the events, not consent_state
     if not result.ok:
         where = f"its hash chain is broken at sequence {result.first_bad_seq}"
         raise LedgerIntegrityError(
@@ -156,3 +167,10 @@ def _verify_chain(ledger: Any, label: str) -> None:
             hint="Run `consentgate ledger verify` and restore the ledger before building.", source=label,
         )
 
+
+def _sqlite_file(url: str) -> bool:
+    """``url`` names a SQLite database file (not an in-memory one)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
