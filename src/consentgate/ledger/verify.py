@@ -8,7 +8,8 @@ Deleting the *last* events cannot be seen from inside the chain; compare the hea
 with one recorded elsewhere (snapshot manifests, the transparency log) for that.
 
 How: the events are read as Arrow batches in ``seq`` order (ADBC: for SQLite in a child
-process that streams Arrow IPC, see ``_CHILD``; for PostgreSQL in process). Each row's
+process that streams Arrow IPC, see ``_CHILD``, or in the calling process where it holds no
+other connection to the file, ``verify_sqlite_alone``; for PostgreSQL in process). Each row's
 hash is recomputed from its *own stored* ``prev_hash``, so rows are independent and
 the three checks are vectorised per batch; the first row failing any of them is the
 row where the row-by-row walk (``_walk``, kept as the reference and as the fallback)
@@ -144,7 +145,9 @@ def _scan(ledger: Ledger, after: tuple[int, str] = (0, GENESIS)) -> VerifyResult
 def verify_sqlite_alone(url: str) -> VerifyResult:
     """``verify_chain(ledger, state=False)`` for the SQLite ledger at ``url``, reading the events with
     ADBC in *this* process: one process and no pipe, where ``_scan`` starts a reader process and
-    receives every event's encoding from it (10M-record build: about 1 CPU-s less of ~5).
+    receives every event's encoding from it. On the 10M-record bench ledger (2.15M events) the
+    check took 4.4-4.5 CPU-s (4.4 s wall) against 5.2-5.7 CPU-s (2.8-3.1 s wall) in two
+    processes; in 10M-record builds about 0.5 CPU-s less (docs/benchmarks.md, session 13).
 
     Only for a process that has no other connection to that file open (the build's background
     check, ``build.consent.ChainCheck``): SQLite linked twice into one process breaks its own
