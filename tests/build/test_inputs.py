@@ -32,6 +32,7 @@ def _fails(spec_path: Path, settings: Settings, exc: type[ConsentGateError], *ne
     for needle in needles:
         assert needle in info.value.message, (needle, info.value.message)
     _no_output(spec_path)
+    assert not _verifying(), "a failed build left its ledger chain check running"
     return info.value
 
 
@@ -188,7 +189,7 @@ def test_existing_output_needs_replace(small_network: Path, write_spec: Callable
     (spec.output / "keep.txt").write_text("old")
     with pytest.raises(BuildError, match="already exists"):
         run_build(spec, workers=1, progress=False, settings=settings)
-    assert (spec.output / "keep.txt").read_text() == "old"
+    assert (spec.output / "keep.txt").read_text() == "old" and not _verifying()
     result = run_build(spec, workers=1, progress=False, settings=settings, replace=True)
     assert not (spec.output / "keep.txt").exists() and (spec.output / "manifest.json").is_file()
     assert [p.name for p in spec.output.parent.iterdir()] == [spec.output.name]

@@ -79,6 +79,45 @@ def test_a_worker_that_dies_while_starting_does_not_hang_the_build(tmp_path: Pat
     assert "BuildError: a worker process of the build ended" in out.stdout, out.stderr[-2000:]
 
 
+_DETECTOR_BUILT = "__import__('consentgate.build.steps', fromlist=['steps'])._detector is not None"
+_BUILD_DETECTOR = "__import__('consentgate.build.steps', fromlist=['steps']).detector(None) is not None"
+
+
+def _names_runner(tmp_path: Path) -> _Runner:
+    import pyarrow as pa
+
+    return _Runner(2, pa.array(["Ada Lovelace", "Grace Hopper"]), tmp_path)
+
+
+def test_started_detection_workers_build_their_detector_before_their_first_task(tmp_path: Path) -> None:
+    # ``start`` spawns the workers at once, and each builds its detector as it starts (``tasks.init_from_file``),
+    # not lazily in its first task: that work then overlaps the main process's own.
+    runner = _names_runner(tmp_path)
+    results: list[Any] = []
+    try:
+        runner.start()
+        runner.map_bounded(eval, iter([(_DETECTOR_BUILT,)] * 4), results.append)
+    finally:
+        runner.close()
+    assert results == [True] * 4
+
+
+def test_a_detector_that_cannot_be_built_fails_the_first_task_with_its_own_error(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # A failure while a worker starts would break the whole pool ("a worker process ended"); the worker's
+    # start-up lets it pass, and the first task that needs the detector raises the error itself.
+    from consentgate.errors import DetectError
+
+    monkeypatch.setenv("CONSENTGATE_DETECT_BACKEND", "no-such-backend")  # the spawned workers inherit it
+    runner = _names_runner(tmp_path)
+    try:
+        runner.start()
+        with pytest.raises(DetectError, match="unknown detection backend"):
+            runner.map_bounded(eval, iter([(_BUILD_DETECTOR,)]), print)
+    finally:
+        runner.close()
+
+
 def test_run_build_refuses_to_start_inside_a_starting_worker(monkeypatch: pytest.MonkeyPatch, small_network: Any,
                                                             write_spec: Any, settings: Any) -> None:
     import multiprocessing

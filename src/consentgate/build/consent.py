@@ -1,10 +1,11 @@
 """Pinning the consent state a build decides under: a ledger snapshot at ``as_of`` and its head.
 
-Owns ``pin_consent`` (the snapshot, from the events alone, and the head it was taken at)
-and ``ChainCheck`` (the ledger's hash chain verified in a separate process while the
-build runs). Pinning runs before the engine starts, not beside it: in a thread beside the
-sources check it saved about 1 s of a 10M build but raised the build's peak memory by
-0.18 GiB (the snapshot's and the engine's allocations were alive at once).
+Owns ``pin_consent`` (the snapshot, from the events alone, and the head it was taken at),
+``ChainCheck`` (the ledger's hash chain verified in a separate process while the build
+runs) and ``cover`` (the verified chain reaches every event the snapshot read). Pinning
+runs before the engine starts, not beside it: in a thread beside the sources check it
+saved about 1 s of a 10M build but raised the build's peak memory by 0.18 GiB (the
+snapshot's and the engine's allocations were alive at once).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # annotations only: the chain check's process imports this mo
     from consentgate.build.spec import BuildSpec
 
 SNAPSHOT = "consent.parquet"  # under the build's scratch folder
+_RESTORE = "Run `consentgate ledger verify` and restore the ledger before building."
 
 
 def registry_of(spec: BuildSpec) -> str | None:
@@ -47,8 +49,11 @@ class ChainCheck:
         send.close()
         self.url = url
 
-    def result(self) -> None:
-        """Wait for the verification; raise ``LedgerIntegrityError`` (or what failed) when it did not pass."""
+    def result(self, pinned: tuple[int, str] | None = None) -> None:
+        """Wait for the verification; raise ``LedgerIntegrityError`` (or what failed) when it did not pass.
+
+        ``pinned``: the head (sequence, hash) the build's snapshot was taken at, which the
+        verified chain must reach (``cover``)."""
         try:
             outcome = self._recv.recv()
         except EOFError:
@@ -57,10 +62,11 @@ class ChainCheck:
         if outcome[0] == "broken":
             from consentgate.errors import LedgerIntegrityError
 
-            raise LedgerIntegrityError(outcome[1], hint="Run `consentgate ledger verify` and restore the ledger before building.",
-                                       source=self.url)
+            raise LedgerIntegrityError(outcome[1], hint=_RESTORE, source=self.url)
         if outcome[0] != "ok":
             raise BuildError(f"verifying the consent ledger failed: {outcome[1]}", hint="Run `consentgate ledger verify` for details.")
+        if pinned is not None:
+            cover(self.url, (int(outcome[2]), str(outcome[3])), pinned)
 
     def stop(self) -> None:
         if self._proc.is_alive():
@@ -79,14 +85,16 @@ def _verify_in_child(url: str, send: Any) -> None:
 
     try:
         if _sqlite_file(url):
-            _refuse_broken(verify_sqlite_alone(url), url)
+            result = verify_sqlite_alone(url)
+            _refuse_broken(result, url)
+            head = (result.head_seq, result.head_hash)
         else:
             ledger = open_ledger(url, create=False)
             try:
-                _verify_chain(ledger, url)
+                head = _verify_chain(ledger, url)
             finally:
                 ledger.close()
-        send.send(("ok", ""))
+        send.send(("ok", "", *head))
     except LedgerIntegrityError as exc:
         send.send(("broken", exc.message))
     except ConsentGateError as exc:
@@ -105,14 +113,22 @@ class PinnedConsent:
     check: ChainCheck | None = None
 
 
-def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: bool = False) -> PinnedConsent:
+def start_chain_check(spec: BuildSpec) -> ChainCheck | None:
+    """The chain check of the spec's consent ledger, started now (None for an events file); for
+    ``pin_consent``'s ``check``. The caller stops it (``ChainCheck.stop``) if the build fails."""
+    ledger = spec.sources.consent.ledger
+    return ChainCheck(str(ledger)) if ledger is not None else None
+
+
+def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, check: ChainCheck | None = None) -> PinnedConsent:
     """Snapshot the consent ledger at ``as_of`` into ``work`` and record its head.
 
     The snapshot is computed from the events alone, and the ledger's hash chain (which
-    covers every event) is verified too: before returning, or with ``background``
-    in a ``ChainCheck`` the caller must join (``PinnedConsent.check.result()``) before
-    publishing anything. An events file is loaded into a fresh ledger whose chain this
-    build has just written, so it is not re-verified.
+    covers every event) is verified too: before returning, or by ``check`` (from
+    ``start_chain_check``), which the caller must join with the pinned head
+    (``PinnedConsent.check.result((head_seq, head_hash))``) before publishing anything.
+    An events file is loaded into a fresh ledger whose chain this build has just written,
+    so it is not re-verified.
     """
     from consentgate.ledger import open_ledger
 
@@ -128,15 +144,15 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: boo
         ledger = open_ledger(f"sqlite:///{work / 'events-ledger.db'}", create=True)
         ledger.import_file(consent.events.path)
         kind = "events"
-    check: ChainCheck | None = None
+    verified: tuple[int, str] | None = None
     try:
-        if kind == "ledger" and background:
-            check = ChainCheck(str(consent.ledger))
-        elif kind == "ledger":
-            _verify_chain(ledger, str(consent.ledger))
+        if kind == "ledger" and check is None:
+            verified = _verify_chain(ledger, str(consent.ledger))
         # From the events alone: they are what the chain check covers. (The maintained
         # consent_state table is not checked here, so the build does not read it.)
         info = ledger.snapshot(as_of, snapshot, from_events=True)
+        if verified is not None:
+            cover(str(consent.ledger), verified, (int(info.head_seq), str(info.head_hash)))
     except BaseException as exc:
         if check is not None:
             if isinstance(exc, Exception):
@@ -150,10 +166,45 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, background: boo
     return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, check)
 
 
-def _verify_chain(ledger: Any, label: str) -> None:
+def _verify_chain(ledger: Any, label: str) -> tuple[int, str]:
     """Refuse to build on a ledger whose hash chain is broken: a deleted opt-out must not
-    silently let a member's records in under an authoritative-looking manifest."""
-    _refuse_broken(ledger.verify(state=False), label)  # the build's snapshot comes from the events, not consent_state
+    silently let a member's records in under an authoritative-looking manifest. Returns the
+    last event verified (sequence, hash)."""
+    result = ledger.verify(state=False)  # the build's snapshot comes from the events, not consent_state
+    _refuse_broken(result, label)
+    return int(result.head_seq), str(result.head_hash)
+
+
+def cover(url: str, verified: tuple[int, str], pinned: tuple[int, str]) -> None:
+    """Make sure the verified chain holds every event the snapshot read, or raise ``LedgerIntegrityError``.
+
+    The check and the snapshot read the ledger each on its own, so a writer may append
+    between the two reads: the events the snapshot read past the check's last one
+    (``verified``) are verified here, from it on. A snapshot pinned at the check's last
+    event must have read that event's hash; one pinned before it read a part of the
+    verified chain."""
+    from consentgate.errors import LedgerIntegrityError
+
+    seq, hash_ = verified
+    if seq > pinned[0]:
+        return
+    if seq == pinned[0]:
+        if hash_ != pinned[1]:
+            raise LedgerIntegrityError(f"the ledger's head event (sequence {seq}) changed while the build read it; refusing to build",
+                                       hint=_RESTORE, source=url)
+        return
+    from consentgate.ledger import open_ledger
+    from consentgate.ledger.verify import verify_after
+
+    ledger = open_ledger(url, create=False)
+    try:
+        result = verify_after(ledger, seq, hash_)
+    finally:
+        ledger.close()
+    _refuse_broken(result, url)
+    if result.head_seq < pinned[0]:
+        raise LedgerIntegrityError(f"the consent ledger ends at sequence {result.head_seq}, before the head its snapshot was "
+                                   f"taken at ({pinned[0]}); refusing to build", hint=_RESTORE, source=url)
 
 
 def _refuse_broken(result: Any, label: str) -> None:
@@ -163,8 +214,7 @@ def _refuse_broken(result: Any, label: str) -> None:
     if not result.ok:
         where = f"its hash chain is broken at sequence {result.first_bad_seq}"
         raise LedgerIntegrityError(
-            f"the consent ledger fails verification: {where} ({result.reason}); refusing to build",
-            hint="Run `consentgate ledger verify` and restore the ledger before building.", source=label,
+            f"the consent ledger fails verification: {where} ({result.reason}); refusing to build", hint=_RESTORE, source=label,
         )
 
 

@@ -111,6 +111,13 @@ class _Runner:
         else:
             init_worker(member_names)
 
+    def start(self) -> None:
+        """Start every worker process now instead of at the first task (a pool starts one per task
+        submitted while none is idle): each submits a no-op, and the results are not waited for."""
+        if self.pool is not None:
+            for _ in range(self.workers):
+                self.pool.submit(os.getpid)
+
     def map_bounded(self, fn: Callable[..., Any], jobs: Iterator[tuple[Any, ...]], on_done: Callable[[Any], None],
                     on_slow_start: Callable[[], None] | None = None) -> None:
         """Run ``fn`` over ``jobs`` with at most two per worker in flight, calling ``on_done`` with each result.
@@ -218,16 +225,19 @@ class DuckDBEngine:
             t0 = time.perf_counter()
             progress.phase("screen", None)
             candidates, groups = decide.run_screen(con, plan, records)
-            # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
-            con.execute(f"SET memory_limit = '{detect_memory(candidates, workers)}'")  # ``connect`` gave it ``workers`` threads
-            con.execute("SET preserve_insertion_order = false")  # the detect stream's order is free (``_DETECT_FLOOR_MIB``)
-            timings["screen"] = time.perf_counter() - t0
-
             # Detection workers hold a detector (large with many member names); they are let go
             # before the decide phase, and the shard writers are fresh processes without one.
-            # Only the candidates' text is read and scanned (see ``decide``).
+            # They start here, and build their detector (``tasks.init_from_file``) while this process
+            # lowers DuckDB's cap, which spills the screen's tables on one core (0.35 s at 10M records),
+            # and opens the candidates' stream: started by the first task, they began 0.55 s later.
             runner = _Runner(workers, names, work)
             try:
+                runner.start()
+                # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
+                con.execute(f"SET memory_limit = '{detect_memory(candidates, workers)}'")  # ``connect`` gave it ``workers`` threads
+                con.execute("SET preserve_insertion_order = false")  # the detect stream's order is free (``_DETECT_FLOOR_MIB``)
+                timings["screen"] = time.perf_counter() - t0
+                # Only the candidates' text is read and scanned (see ``decide``).
                 t0 = time.perf_counter()
                 progress.phase("detect", candidates)
                 # Only what detection needs: reading the other columns too doubles the time of this read.
@@ -243,17 +253,6 @@ class DuckDBEngine:
             del names
 
             con.execute("SET preserve_insertion_order = true")
-            t0 = time.perf_counter()
-            progress.phase("decide", None)
-            con.execute(f"SET memory_limit = '{main_cap}'")  # the detection workers are gone
-            outcome = decide.run_decide(con, plan, work, out, groups, member_index)
-            # Setting the cap again hands what DuckDB's allocator still caches back to the OS: without it the
-            # main process kept 0.67 GiB through the write phase at 10M records (0.32 with it).
-            con.execute(f"SET memory_limit = '{main_cap}'")
-            timings["decide"] = time.perf_counter() - t0
-
-            t0 = time.perf_counter()
-            progress.phase("write shards", outcome.included)
             shard_outs: dict[int, ShardOut] = {}
 
             def done(outs: list[ShardOut]) -> None:
@@ -261,15 +260,28 @@ class DuckDBEngine:
                     shard_outs[s.shard] = s
                     progress.advance(s.rows)
 
-            # Two runs of shards per worker: a task's shards share a DuckDB connection (``write_shards``), and the
-            # progress moves as each run ends. Inline (one worker), one shard per run, for a progress that moves.
-            runs = shard_groups(plan.shards, 2 * workers if workers > 1 else plan.shards)
+            # The shard writers start when the decide phase has only its decisions' writer thread left
+            # to wait for (``run_decide``'s ``while_writing``), which leaves a core free.
             writers = _Runner(workers, None)
             try:
+                t0 = time.perf_counter()
+                progress.phase("decide", None)
+                con.execute(f"SET memory_limit = '{main_cap}'")  # the detection workers are gone
+                outcome = decide.run_decide(con, plan, work, out, groups, member_index, while_writing=writers.start)
+                # Setting the cap again hands what DuckDB's allocator still caches back to the OS: without it the
+                # main process kept 0.67 GiB through the write phase at 10M records (0.32 with it).
+                con.execute(f"SET memory_limit = '{main_cap}'")
+                timings["decide"] = time.perf_counter() - t0
+
+                t0 = time.perf_counter()
+                progress.phase("write shards", outcome.included)
+                # Two runs of shards per worker: a task's shards share a DuckDB connection (``write_shards``), and the
+                # progress moves as each run ends. Inline (one worker), one shard per run, for a progress that moves.
+                runs = shard_groups(plan.shards, 2 * workers if workers > 1 else plan.shards)
                 writers.map_bounded(write_shards, ((cfg, run, work, out) for run in runs), done)
+                timings["write"] = time.perf_counter() - t0
             finally:
                 writers.close()
-            timings["write"] = time.perf_counter() - t0
         except duckdb.Error as exc:
             raise query_failed(type(exc).__name__) from None
         finally:

@@ -22,7 +22,7 @@ from typing import Any
 
 from consentgate.build.atomic import AtomicFolder
 from consentgate.build.card import render_card
-from consentgate.build.consent import PinnedConsent, pin_consent, registry_of
+from consentgate.build.consent import PinnedConsent, pin_consent, registry_of, start_chain_check
 from consentgate.build.files import parquet_rows, sha256_file
 from consentgate.build.manifest import CARD, FORMAT, MANIFEST, write_manifest
 from consentgate.build.plan import DETECT_BATCH_ROWS, BuildPlan, EngineResult, NullProgress, Progress, StepConfig, get_engine
@@ -151,12 +151,16 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
     as_of = spec.as_of or started
     check_as_of(as_of, started)
     t0 = time.perf_counter()
-    policy = load_policy(spec.policy.file)
-    scope, recipient = resolve_scope(spec, policy, settings)
-    strategies = strategies_for(spec, policy)
-    key = _key(settings, strategies)
+    # The ledger's chain check starts first (a process of its own, reading the ledger on its own): while
+    # this process loads the policy and the ledger's registry it has a core to itself. It reads nothing of
+    # the build, and is stopped if the build fails; the snapshot's head is checked against it (``cover``).
+    check = start_chain_check(spec)
     hasher = ThreadPoolExecutor(max_workers=1)
     try:
+        policy = load_policy(spec.policy.file)
+        scope, recipient = resolve_scope(spec, policy, settings)
+        strategies = strategies_for(spec, policy)
+        key = _key(settings, strategies)
         folder = AtomicFolder(spec.output, replace=replace)
         with folder as tmp:
             inputs = _hash_inputs(hasher, spec)
@@ -164,19 +168,14 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
             work.mkdir()
             published = check_policy(policy, registry_of(spec), as_of)  # before any work on the ledger or sources
             sink.phase("pin consent", None)
-            pinned = pin_consent(spec, as_of, work, background=True)
-            try:
-                pinned_s = time.perf_counter() - t0  # the policy check and pinning count as ``prepare``
-                result = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pinned, tmp, n_workers, sink)
-            except BaseException:
-                if pinned.check is not None:
-                    pinned.check.stop()
-                raise
+            pinned = pin_consent(spec, as_of, work, check=check)
+            pinned_s = time.perf_counter() - t0  # the policy check and pinning count as ``prepare``
+            result = _run_engine(eng, spec, policy, scope, as_of, strategies, key, settings, pinned, tmp, n_workers, sink)
             timings = {"prepare": pinned_s + result.timings.pop("prepare")}
-            if pinned.check is not None:
+            if check is not None:
                 sink.phase("verify ledger chain", None)
                 t1 = time.perf_counter()
-                pinned.check.result()
+                check.result((pinned.head_seq, pinned.head_hash))
                 result.timings["ledger_verify_wait"] = time.perf_counter() - t1
             shutil.rmtree(work)
             sink.phase("manifest", None)
@@ -191,6 +190,10 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
                                  "workers": n_workers, "timings_s": {k: round(v, 3) for k, v in timings.items()}}
             stamped = write_manifest(tmp / MANIFEST, manifest)
             folder.commit()
+    except BaseException:
+        if check is not None:
+            check.stop()
+        raise
     finally:
         sink.close()
         hasher.shutdown(wait=False, cancel_futures=True)

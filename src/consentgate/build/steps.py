@@ -54,12 +54,17 @@ def init_worker(member_names: pa.Array | None) -> None:
 
 
 def detector(cfg: StepConfig) -> Detector:
-    """This process's detector (built on first use: building compiles the pattern database)."""
-    global _detector
-    if _detector is None:
-        from consentgate.detect import Detector
+    """This process's detector (built on first use unless ``build_detector`` built it already)."""
+    return _detector if _detector is not None else build_detector()
 
-        _detector = Detector(member_names=_names if _names is not None and len(_names) else None)
+
+def build_detector() -> Detector:
+    """Build this process's detector for the names ``init_worker`` set (building compiles the pattern
+    databases, or loads them from the cache)."""
+    global _detector
+    from consentgate.detect import Detector
+
+    _detector = Detector(member_names=_names if _names is not None and len(_names) else None)
     return _detector
 
 

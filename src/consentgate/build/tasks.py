@@ -23,7 +23,7 @@ from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut
 from consentgate.build.plan import StepConfig
 from consentgate.build.sharding import shard_name
 from consentgate.build.sources import one, quote_ident, quote_str, streamed
-from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, init_worker, redact_batch
+from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, build_detector, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 
 INCLUDED = "included"  # under the scratch folder: shard=K/*.parquet, written by DuckDB's partitioned COPY (``decide``)
@@ -73,12 +73,21 @@ def init_from_file(path: Path | None) -> None:
     while starting left the parent blocked in that write forever, instead of the pool
     reporting the dead worker (a script calling ``run_build`` without an
     ``if __name__ == "__main__"`` guard did that).
+
+    With names (a detection worker) it builds the detector at once: the engine starts its
+    workers before the first task (``_Runner.start``), so this overlaps the main process's
+    own work. If building fails here, the first task builds it again and fails with the error
+    as its own; an initializer's exception would only have broken the pool.
     """
     if path is None:
         init_worker(None)
         return
     with pa.memory_map(str(path)) as source:  # read through the map, copied into this process by combine_chunks
         init_worker(pa.ipc.open_file(source).read_all().column("name").combine_chunks())
+    try:
+        build_detector()
+    except Exception:  # noqa: BLE001 - raised again, with its own type and message, by the first task (see above)
+        pass
 
 
 def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path) -> int:

@@ -126,6 +126,16 @@ def verify_chain(ledger: Ledger, *, state: bool = True) -> VerifyResult:
     return VerifyResult(True, prev_seq, None, None, prev_seq, prev_hash)
 
 
+def verify_after(ledger: Ledger, seq: int, hash_: str) -> VerifyResult:
+    """``verify_chain(ledger, state=False)`` for the events after ``(seq, hash_)``, an event whose place
+    in the chain was verified already (a build's check read the ledger up to it, and its snapshot
+    read further: ``build.consent.cover``). ``events`` counts those checked here."""
+    chain = _scan(ledger, (seq, hash_))
+    if isinstance(chain, VerifyResult):
+        return chain
+    return VerifyResult(True, chain[0] - seq, None, None, chain[0], chain[1])
+
+
 def _scan(ledger: Ledger, after: tuple[int, str] = (0, GENESIS)) -> VerifyResult | tuple[int, str]:
     """The first break, or ``(seq, hash)`` of the last event when the chain is intact; ``after``:
     start after this event (its seq and hash), which was checked already."""
