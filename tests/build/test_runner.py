@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from concurrent.futures import wait
 from pathlib import Path
 from typing import Any, Callable
 
@@ -91,15 +92,36 @@ def _names_runner(tmp_path: Path) -> _Runner:
 
 def test_started_detection_workers_build_their_detector_before_their_first_task(tmp_path: Path) -> None:
     # ``start`` spawns the workers at once, and each builds its detector as it starts (``tasks.init_from_file``),
-    # not lazily in its first task: that work then overlaps the main process's own.
+    # once let go, not lazily in its first task: that work then overlaps the main process's own.
     runner = _names_runner(tmp_path)
     results: list[Any] = []
     try:
         runner.start()
+        runner.go()
         runner.map_bounded(eval, iter([(_DETECTOR_BUILT,)] * 4), results.append)
     finally:
         runner.close()
     assert results == [True] * 4
+
+
+def test_a_detection_worker_waits_for_its_go_before_building_its_detector(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # Until ``go`` the workers only import (the main process is still handing memory back); the first
+    # task lets them go, so a caller that never calls ``go`` does not wait ``GO_WAIT_S``.
+    runner = _names_runner(tmp_path)
+    try:
+        runner.start()
+        time.sleep(2.0)  # long enough for a worker to start and build a detector for two names
+        assert runner.pool is not None
+        probe = runner.pool.submit(eval, _DETECTOR_BUILT)  # queued behind the initializers' wait
+        assert not wait([probe], timeout=1.5).done
+        t0 = time.perf_counter()
+        results: list[Any] = []
+        runner.map_bounded(eval, iter([(_DETECTOR_BUILT,)] * 2), results.append)
+        assert results == [True] * 2 and probe.result(timeout=30) is True
+        assert time.perf_counter() - t0 < 5.0  # not GO_WAIT_S (10 s) after start
+    finally:
+        runner.close()
 
 
 def test_a_detector_that_cannot_be_built_fails_the_first_task_with_its_own_error(tmp_path: Path,
@@ -112,6 +134,7 @@ def test_a_detector_that_cannot_be_built_fails_the_first_task_with_its_own_error
     runner = _names_runner(tmp_path)
     try:
         runner.start()
+        runner.go()
         with pytest.raises(DetectError, match="unknown detection backend"):
             runner.map_bounded(eval, iter([(_BUILD_DETECTOR,)]), print)
     finally:

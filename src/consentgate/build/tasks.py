@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -28,6 +29,7 @@ from consentgate.datamodel import RECORDS_SCHEMA
 
 INCLUDED = "included"  # under the scratch folder: shard=K/*.parquet, written by DuckDB's partitioned COPY (``decide``)
 MEMORY_WORKER = "512MB"  # DuckDB's cap in a shard writer
+GO_WAIT_S = 10.0  # the longest a detection worker waits for its go before building its detector (``init_from_file``)
 
 
 def connect(scratch: Path, *, threads: int, memory: str) -> duckdb.DuckDBPyConnection:
@@ -64,7 +66,7 @@ def write_names(folder: Path, names: pa.Array) -> Path:
 
 # -- worker-side tasks (top level so the pool can pickle them) ------------------------------------------
 
-def init_from_file(path: Path | None) -> None:
+def init_from_file(path: Path | None, go: Any = None) -> None:
     """Pool initializer: this process's member names from the file ``write_names`` wrote.
 
     The names travel by file, not as the initializer's argument, because a spawned worker
@@ -74,16 +76,20 @@ def init_from_file(path: Path | None) -> None:
     reporting the dead worker (a script calling ``run_build`` without an
     ``if __name__ == "__main__"`` guard did that).
 
-    With names (a detection worker) it builds the detector at once: the engine starts its
-    workers before the first task (``_Runner.start``), so this overlaps the main process's
-    own work. If building fails here, the first task builds it again and fails with the error
-    as its own; an initializer's exception would only have broken the pool.
+    With names (a detection worker) it builds the detector as it starts, once the event ``go``
+    is set (``_Runner.go``; at most ``GO_WAIT_S`` later in any case, since that only saves
+    memory): the engine starts its workers before the first task (``_Runner.start``), so this
+    overlaps the main process's own work. If building fails here, the first task builds it
+    again and fails with the error as its own; an initializer's exception would only have
+    broken the pool.
     """
     if path is None:
         init_worker(None)
         return
     with pa.memory_map(str(path)) as source:  # read through the map, copied into this process by combine_chunks
         init_worker(pa.ipc.open_file(source).read_all().column("name").combine_chunks())
+    if go is not None:
+        go.wait(GO_WAIT_S)
     try:
         build_detector()
     except Exception:  # noqa: BLE001 - raised again, with its own type and message, by the first task (see above)
