@@ -58,8 +58,15 @@ def test_a_snapshot_head_other_than_the_checked_last_event_is_refused(small_netw
     url, db, check = _checked(small_network, tmp_path)
     with sqlite3.connect(db) as con:
         seq = con.execute("SELECT max(seq) FROM consent_events").fetchone()[0]
-    with pytest.raises(LedgerIntegrityError, match=f"head event \\(sequence {seq}\\) changed"):
+    with pytest.raises(LedgerIntegrityError, match=f"the snapshot's head \\(sequence {seq}\\) changed"):
         check.result((seq, "0" * 64))
+
+
+def test_a_late_head_with_another_hash_is_refused(small_network: Path, tmp_path: Path) -> None:
+    url, _, check = _checked(small_network, tmp_path)
+    head = _append(url, 2)
+    with pytest.raises(LedgerIntegrityError, match=f"the snapshot's head \\(sequence {head[0]}\\) changed"):
+        check.result((head[0], "0" * 64))
 
 
 def test_a_snapshot_head_past_the_end_of_the_chain_is_refused(small_network: Path, tmp_path: Path) -> None:
@@ -70,6 +77,26 @@ def test_a_snapshot_head_past_the_end_of_the_chain_is_refused(small_network: Pat
         check.result((seq + 2, "0" * 64))
 
 
-def test_a_snapshot_head_inside_the_verified_chain_passes(small_network: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("same_hash", [True, False])
+def test_a_snapshot_head_inside_the_verified_chain_must_be_that_event(small_network: Path, tmp_path: Path, same_hash: bool) -> None:
+    # The check read past the snapshot's head (a writer appended after the snapshot): the head must still be
+    # the event stored at its sequence.
     url, db, check = _checked(small_network, tmp_path)
-    check.result((1, "not read: a prefix of the verified chain"))
+    with sqlite3.connect(db) as con:
+        stored = con.execute("SELECT hash FROM consent_events WHERE seq = 3").fetchone()[0]
+    if same_hash:
+        check.result((3, stored))
+    else:
+        with pytest.raises(LedgerIntegrityError, match="the snapshot's head \\(sequence 3\\) changed"):
+            check.result((3, "0" * 64))
+
+
+def test_a_check_of_a_mistyped_ledger_path_creates_no_file(tmp_path: Path) -> None:
+    from consentgate.errors import BuildError
+
+    missing = tmp_path / "typo" / "ledgr.db"
+    missing.parent.mkdir()
+    check = ChainCheck(f"sqlite:///{missing}")
+    with pytest.raises(BuildError, match="no ledger database at"):
+        check.result()
+    assert not missing.exists()

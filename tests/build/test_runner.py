@@ -108,6 +108,11 @@ def test_a_detection_worker_waits_for_its_go_before_building_its_detector(tmp_pa
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     # Until ``go`` the workers only import (the main process is still handing memory back); the first
     # task lets them go, so a caller that never calls ``go`` does not wait ``GO_WAIT_S``.
+    from consentgate.build import tasks
+    from consentgate.detect import Detector
+
+    Detector(member_names=["Ada Lovelace", "Grace Hopper"])  # the databases compiled and cached: the workers only load them
+    monkeypatch.setattr(tasks, "GO_WAIT_S", 120.0)
     runner = _names_runner(tmp_path)
     try:
         runner.start()
@@ -118,10 +123,46 @@ def test_a_detection_worker_waits_for_its_go_before_building_its_detector(tmp_pa
         t0 = time.perf_counter()
         results: list[Any] = []
         runner.map_bounded(eval, iter([(_DETECTOR_BUILT,)] * 2), results.append)
-        assert results == [True] * 2 and probe.result(timeout=30) is True
-        assert time.perf_counter() - t0 < 5.0  # not GO_WAIT_S (10 s) after start
+        assert results == [True] * 2 and probe.result(timeout=60) is True
+        assert time.perf_counter() - t0 < 60.0  # let go by the first task, not after GO_WAIT_S
     finally:
         runner.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads process states from /proc (Linux)")
+def test_pool_workers_end_when_the_build_is_killed(tmp_path: Path) -> None:
+    # A worker waits on the pool's call queue, of which it holds both ends: without its watch on the
+    # parent it outlived a build killed with SIGKILL for good (one still waiting for its go, here).
+    script = tmp_path / "killed.py"
+    script.write_text(textwrap.dedent(f"""
+        import os, signal, sys, time
+        import pyarrow as pa
+        from pathlib import Path
+        from consentgate.build.duckdb_engine import _Runner
+
+        if __name__ == "__main__":
+            runner = _Runner(2, pa.array(["Ada Lovelace"]), Path({str(tmp_path)!r}))
+            runner.start()
+            time.sleep(1.0)
+            print(" ".join(str(pid) for pid in runner.pool._processes), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+    """), encoding="utf-8")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    pids = [int(p) for p in out.stdout.split()]
+    assert len(pids) == 2, out.stderr[-2000:]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(p) for p in pids):
+        time.sleep(0.2)
+    assert not any(_running(p) for p in pids)
+
+
+def _running(pid: int) -> bool:
+    """``pid`` exists and is not a zombie (an orphan's exit may wait to be reaped by init)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_detector_that_cannot_be_built_fails_the_first_task_with_its_own_error(tmp_path: Path,

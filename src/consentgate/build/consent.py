@@ -176,35 +176,36 @@ def _verify_chain(ledger: Any, label: str) -> tuple[int, str]:
 
 
 def cover(url: str, verified: tuple[int, str], pinned: tuple[int, str]) -> None:
-    """Make sure the verified chain holds every event the snapshot read, or raise ``LedgerIntegrityError``.
+    """Make sure the verified chain holds every event the snapshot read, up to the head it
+    recorded, or raise ``LedgerIntegrityError``.
 
     The check and the snapshot read the ledger each on its own, so a writer may append
     between the two reads: the events the snapshot read past the check's last one
-    (``verified``) are verified here, from it on. A snapshot pinned at the check's last
-    event must have read that event's hash; one pinned before it read a part of the
-    verified chain."""
+    (``verified``) are verified here, from it on. In every case the snapshot's head must
+    be an event of the verified chain: its sequence reached, its hash the one stored there.
+    """
     from consentgate.errors import LedgerIntegrityError
 
     seq, hash_ = verified
-    if seq > pinned[0]:
-        return
-    if seq == pinned[0]:
-        if hash_ != pinned[1]:
-            raise LedgerIntegrityError(f"the ledger's head event (sequence {seq}) changed while the build read it; refusing to build",
-                                       hint=_RESTORE, source=url)
-        return
-    from consentgate.ledger import open_ledger
-    from consentgate.ledger.verify import verify_after
+    stored: str | None = hash_
+    if seq != pinned[0]:  # only where a writer appended between the two reads
+        from consentgate.ledger import open_ledger
+        from consentgate.ledger.verify import stored_hash, verify_after
 
-    ledger = open_ledger(url, create=False)
-    try:
-        result = verify_after(ledger, seq, hash_)
-    finally:
-        ledger.close()
-    _refuse_broken(result, url)
-    if result.head_seq < pinned[0]:
-        raise LedgerIntegrityError(f"the consent ledger ends at sequence {result.head_seq}, before the head its snapshot was "
-                                   f"taken at ({pinned[0]}); refusing to build", hint=_RESTORE, source=url)
+        ledger = open_ledger(url, create=False)
+        try:
+            if seq < pinned[0]:
+                result = verify_after(ledger, seq, hash_)
+                _refuse_broken(result, url)
+                if result.head_seq < pinned[0]:
+                    raise LedgerIntegrityError(f"the consent ledger ends at sequence {result.head_seq}, before the head its snapshot "
+                                               f"was taken at ({pinned[0]}); refusing to build", hint=_RESTORE, source=url)
+            stored = stored_hash(ledger, pinned[0])
+        finally:
+            ledger.close()
+    if stored != pinned[1]:
+        raise LedgerIntegrityError(f"the event at the snapshot's head (sequence {pinned[0]}) changed while the build read the "
+                                   "ledger; refusing to build", hint=_RESTORE, source=url)
 
 
 def _refuse_broken(result: Any, label: str) -> None:

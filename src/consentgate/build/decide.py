@@ -302,7 +302,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
     counts["content_scanned"] = candidates
     con.execute("DROP VIEW unscanned")
     for table in ("scanned", "screen", "unknown_part", "cand", CANDIDATES, _DECIDED):
-        con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers start
+        con.execute(f"DROP TABLE {table}")  # free DuckDB's memory before the shard writers get their tasks
     return DecideOutcome(included=int(counts["by_decision"].get("include", 0)), counts=counts, subjects=subjects)
 
 

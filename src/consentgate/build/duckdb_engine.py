@@ -37,6 +37,7 @@ import duckdb
 import pyarrow as pa
 
 from consentgate.build.files import ROW_GROUP_ROWS, sha256_file, write_stream
+from consentgate.build import tasks
 from consentgate.build.plan import BuildPlan, EngineResult, Progress
 from consentgate.build.sources import open_source, query_failed, quote_ident, quote_str, streamed
 from consentgate.build.steps import DETECT_SCHEMA, init_worker
@@ -104,6 +105,7 @@ class _Runner:
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
         self._go: Any = None
+        self._quit: Any = None
         if workers > 1:
             ctx = multiprocessing.get_context("spawn")
             path = None
@@ -111,9 +113,9 @@ class _Runner:
                 if scratch is None:
                     raise ValueError("member names for pool workers need a scratch folder")
                 path = write_names(scratch, member_names)
-                self._go = ctx.Event()
+                self._go, self._quit = ctx.Event(), ctx.Event()
             self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_from_file,
-                                            initargs=(path, self._go))
+                                            initargs=(path, self._go, self._quit, tasks.GO_WAIT_S))
         else:
             init_worker(member_names)
 
@@ -121,8 +123,11 @@ class _Runner:
         """Start every worker process now instead of at the first task (a pool starts one per task
         submitted while none is idle): each submits a no-op, and the results are not waited for."""
         if self.pool is not None:
-            for _ in range(self.workers):
-                self.pool.submit(os.getpid)
+            try:
+                for _ in range(self.workers):
+                    self.pool.submit(os.getpid)
+            except BrokenExecutor as exc:
+                raise _worker_died(exc) from exc
 
     def go(self) -> None:
         """Let the workers build their detector (see the class docstring)."""
@@ -144,11 +149,7 @@ class _Runner:
         try:
             self._map_pool(self.pool, fn, jobs, on_done, on_slow_start)
         except BrokenExecutor as exc:
-            raise BuildError(
-                f"a worker process of the build ended without a result (killed by a signal, out of memory, or it failed to start): {exc}",
-                hint="Run again with --workers 1 (workers=1 from Python) to see the failure in the main process. A script that "
-                     "calls run_build must guard its entry point with `if __name__ == \"__main__\":` (worker processes are spawned).",
-            ) from exc
+            raise _worker_died(exc) from exc
 
     def _map_pool(self, pool: ProcessPoolExecutor, fn: Callable[..., Any], jobs: Iterator[tuple[Any, ...]],
                   on_done: Callable[[Any], None], on_slow_start: Callable[[], None] | None) -> None:
@@ -175,10 +176,20 @@ class _Runner:
             collect()
 
     def close(self) -> None:
-        self.go()  # no worker waits on a build that has moved on
+        if self._quit is not None:
+            self._quit.set()  # a worker still starting builds no detector for a build that has moved on
+        self.go()
         if self.pool is not None:
             # Results are all in; the workers exit on their own (waiting adds their exit time to the build).
             self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _worker_died(exc: BaseException) -> BuildError:
+    return BuildError(
+        f"a worker process of the build ended without a result (killed by a signal, out of memory, or it failed to start): {exc}",
+        hint="Run again with --workers 1 (workers=1 from Python) to see the failure in the main process. A script that "
+             "calls run_build must guard its entry point with `if __name__ == \"__main__\":` (worker processes are spawned).",
+    )
 
 
 class _DetectProgress:
@@ -246,7 +257,8 @@ class DuckDBEngine:
             # detector before the cap was lowered raised the build's peak by about 0.05 GiB at 10M records.
             runner = _Runner(workers, names, work)
             try:
-                runner.start()
+                if candidates:  # none: no task, and no worker to start
+                    runner.start()
                 # While the detection workers run, the screen's tables wait on disk (DuckDB spills them).
                 con.execute(f"SET memory_limit = '{detect_memory(candidates, workers)}'")  # ``connect`` gave it ``workers`` threads
                 runner.go()

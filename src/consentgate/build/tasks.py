@@ -66,7 +66,7 @@ def write_names(folder: Path, names: pa.Array) -> Path:
 
 # -- worker-side tasks (top level so the pool can pickle them) ------------------------------------------
 
-def init_from_file(path: Path | None, go: Any = None) -> None:
+def init_from_file(path: Path | None, go: Any = None, quit_: Any = None, wait_s: float = GO_WAIT_S) -> None:
     """Pool initializer: this process's member names from the file ``write_names`` wrote.
 
     The names travel by file, not as the initializer's argument, because a spawned worker
@@ -77,23 +77,46 @@ def init_from_file(path: Path | None, go: Any = None) -> None:
     ``if __name__ == "__main__"`` guard did that).
 
     With names (a detection worker) it builds the detector as it starts, once the event ``go``
-    is set (``_Runner.go``; at most ``GO_WAIT_S`` later in any case, since that only saves
-    memory): the engine starts its workers before the first task (``_Runner.start``), so this
-    overlaps the main process's own work. If building fails here, the first task builds it
-    again and fails with the error as its own; an initializer's exception would only have
-    broken the pool.
+    is set (``_Runner.go``; at most ``wait_s`` later in any case, since that only saves
+    memory), unless ``quit_`` is set too (the build moved on: ``_Runner.close``). The engine
+    starts its workers before the first task (``_Runner.start``), so this overlaps the main
+    process's own work. If building fails here, the first task builds it again and fails
+    with the error as its own; an initializer's exception would only have broken the pool.
+
+    Every worker also ends when the build's process does (``_exit_with_parent``).
     """
+    _exit_with_parent()
     if path is None:
         init_worker(None)
         return
     with pa.memory_map(str(path)) as source:  # read through the map, copied into this process by combine_chunks
         init_worker(pa.ipc.open_file(source).read_all().column("name").combine_chunks())
     if go is not None:
-        go.wait(GO_WAIT_S)
+        go.wait(wait_s)
+    if quit_ is not None and quit_.is_set():
+        return
     try:
         build_detector()
     except Exception:  # noqa: BLE001 - raised again, with its own type and message, by the first task (see above)
         pass
+
+
+def _exit_with_parent() -> None:
+    """End this pool worker when the process that started it ends. A worker waiting on the pool's
+    call queue holds both ends of that queue's pipe, so it never sees end-of-file: after a build
+    was killed with SIGKILL its workers waited there for good."""
+    import multiprocessing
+    import threading
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the start-up pipe closes: it has ended
+        os._exit(1)  # noqa: SLF001 - nothing of this worker's is left to finish: its results had nowhere to go
+
+    threading.Thread(target=watch, name="consentgate-parent-watch", daemon=True).start()
 
 
 def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path) -> int:

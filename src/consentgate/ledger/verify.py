@@ -29,6 +29,7 @@ import subprocess
 import sys
 from collections.abc import Generator, Sequence
 from contextlib import closing
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
@@ -39,6 +40,7 @@ from sqlalchemy import select
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from consentgate.errors import LedgerError
 from consentgate.ledger import engine as eng
 from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, STORED_FIELDS, canonical_sql, event_hash, hex_digests, mistyped_field, utf8_bytes
 from consentgate.ledger.models import GENESIS, VerifyResult
@@ -129,11 +131,18 @@ def verify_chain(ledger: Ledger, *, state: bool = True) -> VerifyResult:
 def verify_after(ledger: Ledger, seq: int, hash_: str) -> VerifyResult:
     """``verify_chain(ledger, state=False)`` for the events after ``(seq, hash_)``, an event whose place
     in the chain was verified already (a build's check read the ledger up to it, and its snapshot
-    read further: ``build.consent.cover``). ``events`` counts those checked here."""
+    read further: ``build.consent.cover``). As there, ``events`` is the last sequence reached."""
     chain = _scan(ledger, (seq, hash_))
     if isinstance(chain, VerifyResult):
         return chain
-    return VerifyResult(True, chain[0] - seq, None, None, chain[0], chain[1])
+    return VerifyResult(True, chain[0], None, None, chain[0], chain[1])
+
+
+def stored_hash(ledger: Ledger, seq: int) -> str | None:
+    """The hash stored with event ``seq`` (None when there is no such event)."""
+    with eng.read_connection(ledger.engine) as conn:
+        row = conn.execute(select(events.c.hash).where(events.c.seq == int(seq))).first()
+    return None if row is None else str(row[0])
 
 
 def _scan(ledger: Ledger, after: tuple[int, str] = (0, GENESIS)) -> VerifyResult | tuple[int, str]:
@@ -168,7 +177,10 @@ def verify_sqlite_alone(url: str) -> VerifyResult:
     """
     from sqlalchemy.engine import make_url
 
-    got = _scan_alone(str(make_url(url).database))
+    path = str(make_url(url).database)
+    if not Path(path).is_file():  # opening it would create it (an empty file at a mistyped path)
+        raise LedgerError(f"no ledger database at {path}", hint="Check the ledger URL, or run `consentgate ledger init --db URL` first.")
+    got = _scan_alone(path)
     if isinstance(got, VerifyResult):
         return got
     prev, done = got
