@@ -110,7 +110,6 @@ class PinnedConsent:
     head_seq: int
     head_hash: str
     kind: str
-    check: ChainCheck | None = None
 
 
 def start_chain_check(spec: BuildSpec) -> ChainCheck | None:
@@ -125,8 +124,9 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, check: ChainChe
 
     The snapshot is computed from the events alone, and the ledger's hash chain (which
     covers every event) is verified too: before returning, or by ``check`` (from
-    ``start_chain_check``), which the caller must join with the pinned head
-    (``PinnedConsent.check.result((head_seq, head_hash))``) before publishing anything.
+    ``start_chain_check``), which the caller owns: it joins the check with the pinned head
+    (``check.result((head_seq, head_hash))``) before publishing anything, and stops it if
+    the build fails.
     An events file is loaded into a fresh ledger whose chain this build has just written,
     so it is not re-verified.
     """
@@ -159,11 +159,10 @@ def pin_consent(spec: BuildSpec, as_of: datetime, work: Path, *, check: ChainChe
                 # A snapshot that cannot be read from the events (a BLOB where a choice should
                 # be, say) is most likely tampering: when the chain check says so, that is the error.
                 check.result()
-            check.stop()
         raise
     finally:
         ledger.close()
-    return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind, check)
+    return PinnedConsent(snapshot, int(info.rows), int(info.head_seq), str(info.head_hash), kind)
 
 
 def _verify_chain(ledger: Any, label: str) -> tuple[int, str]:

@@ -145,6 +145,13 @@ def migrate(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def require_file(path: Path) -> None:
+    """Raise ``LedgerError`` unless the SQLite ledger file ``path`` exists: opening a missing one
+    would create it (an empty file at a mistyped path)."""
+    if not path.is_file():
+        raise LedgerError(f"no ledger database at {path}", hint="Check --db, or run `consentgate ledger init --db URL` first.")
+
+
 def check_initialised(engine: Engine) -> None:
     """Raise ``LedgerError`` unless the schema is at the head revision."""
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, select
 
-from consentgate.errors import InputError, LedgerError, PolicyError
+from consentgate.errors import InputError, PolicyError
 from consentgate.ledger import engine as eng
 from consentgate.ledger import writes
 from consentgate.ledger.models import (
@@ -40,9 +40,7 @@ def open_ledger(url: str, *, create: bool = True) -> Ledger:
     """Open the ledger at ``url``; with ``create`` run the migrations to head first."""
     engine = eng.make_engine(url)
     if not create and eng.is_sqlite(engine):
-        path = Path(str(engine.url.database))
-        if not path.is_file():
-            raise LedgerError(f"no ledger database at {path}", hint="Check --db, or run `consentgate ledger init --db URL` first.")
+        eng.require_file(Path(str(engine.url.database)))
     if create:
         eng.migrate(engine)
     else:

@@ -40,7 +40,6 @@ from sqlalchemy import select
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from consentgate.errors import LedgerError
 from consentgate.ledger import engine as eng
 from consentgate.ledger.chain import CANONICAL_QUOTES_SQL, STORED_FIELDS, canonical_sql, event_hash, hex_digests, mistyped_field, utf8_bytes
 from consentgate.ledger.models import GENESIS, VerifyResult
@@ -178,8 +177,7 @@ def verify_sqlite_alone(url: str) -> VerifyResult:
     from sqlalchemy.engine import make_url
 
     path = str(make_url(url).database)
-    if not Path(path).is_file():  # opening it would create it (an empty file at a mistyped path)
-        raise LedgerError(f"no ledger database at {path}", hint="Check the ledger URL, or run `consentgate ledger init --db URL` first.")
+    eng.require_file(Path(path))
     got = _scan_alone(path)
     if isinstance(got, VerifyResult):
         return got
