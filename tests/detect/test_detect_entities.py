@@ -59,6 +59,10 @@ def test_validator_functions() -> None:
     assert validate_ssn("078-05-1121") and not validate_ssn("900-12-3456")
     assert validate_phone("+1 415-555-2671") == len("+1 415-555-2671")
     assert validate_phone("3911", "") == 0
+    # A dangling extension marker is not part of the number (hypothesis found it: a card number took the digits).
+    for cut in ("+1 415-555-2671 x ", "+1 415-555-2671 x", "+1 415-555-2671 ext. ", "+1 415-555-2671x"):
+        assert validate_phone(cut, "4111 1111") == len("+1 415-555-2671"), cut
+    assert validate_phone("+1 415-555-2671 x 12") == len("+1 415-555-2671 x 12")
 
 
 def test_person_from_member_directory_lexicon_and_cues(detector: Detector) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from consentgate.detect import Detector, redact
@@ -48,6 +48,8 @@ def planted(draw: st.DrawFn) -> tuple[str, list[tuple[str, int, int]]]:
 
 @SETTINGS
 @given(planted())
+# Found by hypothesis: a filler "x" between a phone and a card read as a bare extension marker.
+@example((" +1 415-555-2671 x 4111 1111 1111 1111  ", [("PHONE_NUMBER", 1, 16), ("CREDIT_CARD", 19, 38)]))
 def test_offsets_are_characters_on_non_ascii_text(detector: Detector, sample: tuple[str, list[tuple[str, int, int]]]) -> None:
     text, truth = sample
     spans = detector.scan(pa.array([text])).spans.to_pylist()

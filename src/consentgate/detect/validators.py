@@ -33,6 +33,9 @@ _DATE_LIKE: Final = re.compile(r"^(?:\d{4}([-/.])\d{1,2}\1\d{1,2}|\d{1,2}([-/.])
 _NOT_PHONE: Final = re.compile(r"^(?:\d{4,5}-\d{3}|\d{3}-\d{2}-\d{4})$")
 _PHONE_WORD: Final = re.compile(r"(?i)(?:office|mobile|cell|fax|home|work|tel|phone|desk|direct)\b")
 _EXTENSION: Final = re.compile(r" ?(?:x|ext\.?) ?\d{1,5}$")
+# An extension marker with no digits after it: what is left of "... 2671 x 4111 1111 ..." when a
+# card number takes the digits (``engine._entities`` cuts a candidate at an accepted span).
+_BARE_EXTENSION: Final = re.compile(r" ?(?:x|ext\.?)$")
 _DIGITS: Final = re.compile(r"\d")
 
 
@@ -182,7 +185,7 @@ def validate_phone(text: str, following: str = "") -> int:
     number of fewer than 10 digits directly followed by a word is taken for a house
     number ("370 3911 Fourth Avenue"). ``following`` is the text after the candidate.
     """
-    t = text.rstrip(" .-/(")
+    t = _BARE_EXTENSION.sub("", text.rstrip(" .-/(")).rstrip(" .-/(")
     if _DATE_LIKE.match(t) or _NOT_PHONE.match(t):
         return 0
     ext = _EXTENSION.search(t)
