@@ -41,8 +41,8 @@ from consentgate.build.files import ROW_GROUP_ROWS, prefetched, write_stream
 from consentgate.build.plan import BuildPlan
 from consentgate.build.subjects import write_subject_bitmaps
 from consentgate.build.tasks import INCLUDED
-from consentgate.build.sources import (SOURCE_READ_ERRORS, SourceTable, author_error, duplicate_error, id_hash_sum, null_error, one,
-                                       quote_str, read_error, streamed)
+from consentgate.build.sources import (POSITION_COLUMNS, SOURCE_READ_ERRORS, SourceTable, author_error, duplicate_error, id_hash_sum, null_error, one,
+                                       quote_ident, quote_str, read_error, streamed)
 from consentgate.errors import BuildError
 from consentgate.policy.sql import DUCKDB, SCREENED_COLUMNS, reasons_of
 
@@ -165,9 +165,11 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
     groups = _groups_of_screen(con)
     # The candidates' columns (no text) that the later steps need: their participants (the unknown-participant check and
     # the subject bitmaps), their creation times (slices) and the rest for the shard files (the included records' COPY).
+    # From a Parquet source, each candidate's place in it too: the detection workers read the text there (``build.positions``).
+    places = POSITION_COLUMNS if records.positioned else ()
     con.execute(f"CREATE OR REPLACE TEMP TABLE {CANDIDATES} AS SELECT r.record_id, r.category, r.author_id, r.participants, r.created_at, "
-                f"s.group_key FROM records r JOIN (SELECT record_id, group_key FROM screen WHERE {_SCREEN_INCLUDES}) s "
-                "ON s.record_id = r.record_id")
+                f"s.group_key{''.join(f', r.{c}' for c in places)} FROM {quote_ident(records.positioned or records.view)} r "
+                f"JOIN (SELECT record_id, group_key FROM screen WHERE {_SCREEN_INCLUDES}) s ON s.record_id = r.record_id")
     # Only record_id and mask of the screen are read from here on: the rest is dropped (at once, no copy), so
     # that less waits in memory or on disk while the detection workers run (10M records: 408 -> ~250 MiB).
     for column in ("group_key", "author_missing", "incomplete"):
@@ -183,7 +185,7 @@ def run_screen(con: duckdb.DuckDBPyConnection, plan: BuildPlan, records: SourceT
         "WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.member_id = x.member_id)"
     )
     con.execute(f"DELETE FROM {CANDIDATES} WHERE record_id IN (SELECT record_id FROM unknown_part)")
-    con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT record_id FROM {CANDIDATES}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT record_id{''.join(f', {c}' for c in places)} FROM {CANDIDATES}")
     n = one(con.execute("SELECT count(*) FROM cand"))
     assert n is not None
     return int(n[0]), groups

@@ -39,9 +39,10 @@ import pyarrow as pa
 from consentgate.build.files import ROW_GROUP_ROWS, sha256_file, write_stream
 from consentgate.build import tasks
 from consentgate.build.plan import BuildPlan, EngineResult, Progress
-from consentgate.build.sources import open_source, query_failed, quote_ident, quote_str, streamed
+from consentgate.build.positions import GroupRead, plan_reads
+from consentgate.build.sources import POSITION_COLUMNS, SourceTable, open_source, query_failed, quote_ident, quote_str, streamed
 from consentgate.build.steps import DETECT_SCHEMA, init_worker
-from consentgate.build.tasks import ShardOut, annotate_part, connect, init_from_file, shard_groups, write_names, write_shards
+from consentgate.build.tasks import ShardOut, annotate_group, annotate_part, connect, init_from_file, shard_groups, write_names, write_shards
 from consentgate.errors import BuildError
 from consentgate.policy.sql import SCREENED_COLUMNS
 
@@ -267,13 +268,18 @@ class DuckDBEngine:
                 # Only the candidates' text is read and scanned (see ``decide``).
                 t0 = time.perf_counter()
                 progress.phase("detect", candidates)
-                # Only what detection needs: reading the other columns too doubles the time of this read.
-                cols = ", ".join(f"r.{quote_ident(c)}" for c in DETECT_SCHEMA.names)
-                reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
-                jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(streamed(reader)))
                 shown = _DetectProgress(progress, candidates)
-                runner.map_bounded(annotate_part, jobs, shown.advance, on_slow_start=shown.preparing)
-                reader.close()
+                reads = _group_reads(con, records, workers) if candidates else None
+                if reads is not None:  # each worker reads its candidates' text from the Parquet source itself
+                    runner.map_bounded(annotate_group, ((cfg, i, r, work, plan.batch_size) for i, r in enumerate(reads)), shown.advance,
+                                       on_slow_start=shown.preparing)
+                else:
+                    # Only what detection needs: reading the other columns too doubles the time of this read.
+                    cols = ", ".join(f"r.{quote_ident(c)}" for c in DETECT_SCHEMA.names)
+                    reader = con.sql(f"SELECT {cols} FROM records r SEMI JOIN cand c ON c.record_id = r.record_id").to_arrow_reader(plan.batch_size)
+                    jobs = ((cfg, i, b.cast(DETECT_SCHEMA), work) for i, b in enumerate(streamed(reader)))
+                    runner.map_bounded(annotate_part, jobs, shown.advance, on_slow_start=shown.preparing)
+                    reader.close()
                 timings["detect"] = time.perf_counter() - t0
             finally:
                 runner.close()
@@ -328,6 +334,15 @@ class DuckDBEngine:
             timings=timings,
             versions={"duckdb": duckdb.__version__, "pyarrow": pa.__version__},
         )
+
+
+def _group_reads(con: duckdb.DuckDBPyConnection, records: SourceTable, workers: int) -> list[GroupRead] | None:
+    """The detection tasks reading the candidates' text straight from a Parquet source (``build.positions``),
+    or None to stream it from DuckDB."""
+    if records.positioned is None:
+        return None
+    places = con.sql(f"SELECT {', '.join(POSITION_COLUMNS)} FROM cand ORDER BY ALL").to_arrow_table()
+    return plan_reads(records.files, records.label, tuple(records.columns[n] for n in DETECT_SCHEMA.names), places, workers)
 
 
 def sha_of(path: Path) -> str:

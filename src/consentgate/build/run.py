@@ -145,18 +145,20 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
     _refuse_in_spawn_bootstrap()
     settings = settings or load_settings()
     n_workers = workers or settings.workers
-    eng = get_engine(engine)
-    sink = _progress(progress)
     started = _now()
     as_of = spec.as_of or started
     check_as_of(as_of, started)
     t0 = time.perf_counter()
     # The ledger's chain check starts first (a process of its own, reading the ledger on its own): while
-    # this process loads the policy and the ledger's registry it has a core to itself. It reads nothing of
-    # the build, and is stopped if the build fails; the snapshot's head is checked against it (``cover``).
+    # this process imports the engine, loads the policy and reads the ledger's registry it has a core to
+    # itself (started after the engine's imports, it began 0.3 s later). It reads nothing of the build,
+    # and is stopped if the build fails; the snapshot's head is checked against it (``cover``).
     check = start_chain_check(spec)
     hasher = ThreadPoolExecutor(max_workers=1)
+    sink: Progress = NullProgress()
     try:
+        eng = get_engine(engine)
+        sink = _progress(progress)
         policy = load_policy(spec.policy.file)
         scope, recipient = resolve_scope(spec, policy, settings)
         strategies = strategies_for(spec, policy)

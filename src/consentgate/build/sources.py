@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -87,6 +87,10 @@ def quote_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+# The extra columns of a source's positioned view: the file (its index among ``SourceTable.files``) and the row in it.
+POSITION_COLUMNS = ("_file", "_pos")
+
+
 @dataclass(frozen=True)
 class SourceTable:
     """A source opened on a DuckDB connection: ``view`` holds it in the canonical schema."""
@@ -97,6 +101,9 @@ class SourceTable:
     view: str
     rows: int
     id_hash_sum: int  # ``id_hash_sum`` of the id column, taken with the checks: with ``rows``, a fingerprint of the ids
+    columns: dict[str, str] = field(default_factory=dict)  # canonical field -> the source's column
+    # A view of the same rows with each one's place in the source's Parquet files (``build.positions``), or None.
+    positioned: str | None = None
 
 
 def source_files(src: SourceSpec, role: str) -> tuple[tuple[Path, ...], str]:
@@ -306,7 +313,12 @@ def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapp
     _check_text_values(con, relation, cols, types, schema, id_field, label)
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {', '.join(exprs)} FROM {relation}")
     rows, hash_sum = _check_rows(con, view, schema, id_field, label, role, check_unique, check_authors, later_nulls)
-    return SourceTable(role=role, label=label, files=files, view=view, rows=rows, id_hash_sum=hash_sum)
+    positioned = None
+    if fmt == "parquet" and not {"file_index", "file_row_number"} & types.keys():  # else a column of the file would shadow DuckDB's
+        positioned = f"{view}_at"
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(positioned)} AS SELECT {', '.join(exprs)}, "
+                    f"file_index AS {POSITION_COLUMNS[0]}, file_row_number AS {POSITION_COLUMNS[1]} FROM {relation}")
+    return SourceTable(role=role, label=label, files=files, view=view, rows=rows, id_hash_sum=hash_sum, columns=cols, positioned=positioned)
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id_field: str, label: str, role: str,
