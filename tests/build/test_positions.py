@@ -121,7 +121,7 @@ def test_read_candidates_reads_in_batches_and_keeps_the_order(tmp_path: Path, mo
     monkeypatch.setattr(positions, "READ_BATCH_ROWS", 4)
     path = _file(tmp_path / "f.parquet", 30, 30)
     rows = np.array([0, 3, 4, 5, 17, 29])
-    batches = list(read_candidates(GroupRead(str(path), "src", 0, rows, COLUMNS), DETECT_SCHEMA))
+    batches = list(read_candidates(GroupRead(str(path), "src", 0, rows, COLUMNS, 30), DETECT_SCHEMA))
     assert all(b.schema == DETECT_SCHEMA for b in batches) and len(batches) == 4  # batches 0-3, 4-7, 16-19, 28-29
     assert [x for b in batches for x in b.column("record_id").to_pylist()] == [f"r{i:04d}" for i in rows]
 
@@ -132,7 +132,7 @@ def test_text_that_is_not_utf8_is_refused_with_the_column(tmp_path: Path) -> Non
     pq.write_table(pa.table({"id": ["a", "b"], "thread": [None, None], "body": bad}, schema=pa.schema(
         [("id", pa.string()), ("thread", pa.string()), ("body", pa.string())])), path)
     with pytest.raises(InputError, match="'body'.*not valid UTF-8") as err:
-        list(read_candidates(GroupRead(str(path), "records.parquet", 0, np.array([1]), ("id", "thread", "body")), DETECT_SCHEMA))
+        list(read_candidates(GroupRead(str(path), "records.parquet", 0, np.array([1]), ("id", "thread", "body"), 2), DETECT_SCHEMA))
     assert err.value.details["field"] == "body" and "broken" not in err.value.message
 
 
@@ -150,3 +150,25 @@ def test_a_source_column_named_like_duckdbs_row_number_gets_no_positions(small_n
         assert open_source(con, "records", SourceSpec(path=shadowed), TableMapping(), "shadowed").positioned is None
     finally:
         con.close()
+
+
+def test_places_are_not_taken_where_duckdb_would_read_other_rows(tmp_path: Path) -> None:
+    from consentgate.build.sources import _plain_places
+
+    assert _plain_places((tmp_path / "r.parquet",), {"record_id": "VARCHAR"})
+    assert not _plain_places((tmp_path / "r.parquet",), {"FILE_ROW_NUMBER": "BIGINT"})  # DuckDB matches names in any case
+    assert not _plain_places((tmp_path / "r.parquet",), {"File_Index": "BIGINT"})
+    assert not _plain_places((tmp_path / "r?.parquet",), {})  # a glob: DuckDB would read other files too
+    assert not _plain_places((tmp_path / "thread_id=x" / "r.parquet",), {})  # a Hive folder: its value would be a column
+
+
+def test_a_file_that_changed_since_planning_is_refused(tmp_path: Path) -> None:
+    path = _file(tmp_path / "f.parquet", 30, 10)
+    reads = plan_reads((path,), "src", COLUMNS, _places((0, 2), (0, 25)), workers=1)
+    assert reads is not None
+    _file(path, 30, 15)  # rewritten with other row groups
+    with pytest.raises(InputError, match="changed during the build"):
+        list(read_candidates(reads[0], DETECT_SCHEMA))
+    path.write_bytes(b"not parquet any more")
+    with pytest.raises(InputError, match="could not be read again"):
+        list(read_candidates(reads[0], DETECT_SCHEMA))

@@ -58,7 +58,8 @@ class GroupRead:
     label: str  # the source as the user named it, for errors
     group: int
     rows: Any  # numpy int64 array
-    columns: tuple[str, ...]  # the source's column for each field of ``schema``, in order
+    columns: tuple[str, ...]  # the source's column for each field of the schema read (``read_candidates``), in order
+    group_rows: int = -1  # the row group's size when planned: a file that changed since is refused
 
 
 def plan_reads(files: tuple[Path, ...], label: str, columns: tuple[str, ...], positions: pa.Table,
@@ -81,7 +82,7 @@ def plan_reads(files: tuple[Path, ...], label: str, columns: tuple[str, ...], po
         starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
         mine = pos[lo:hi]
         cuts = np.searchsorted(mine, starts)
-        reads += [GroupRead(str(path), label, g, mine[cuts[g]:cuts[g + 1]] - starts[g], columns)
+        reads += [GroupRead(str(path), label, g, mine[cuts[g]:cuts[g + 1]] - starts[g], columns, sizes[g])
                   for g in range(len(sizes)) if cuts[g + 1] > cuts[g]]
     if workers > 1 and groups < 2 * workers:
         return None  # too few tasks to share out: one worker would read most of the text alone
@@ -97,6 +98,8 @@ def _metadata_if_plain(path: Path, columns: tuple[str, ...]) -> Any:
     except (OSError, pa.ArrowException):
         return None
     schema = f.schema_arrow
+    if len({n.lower() for n in schema.names}) < len(schema.names):
+        return None  # names that repeat (in any case): DuckDB renames them, pyarrow does not
     for name in columns:
         if "." in name or schema.get_field_index(name) < 0:
             return None
@@ -110,17 +113,32 @@ def _metadata_if_plain(path: Path, columns: tuple[str, ...]) -> Any:
 
 def read_candidates(read: GroupRead, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """The candidates' rows of ``read``'s row group as batches of ``schema`` (its fields in the order of
-    ``read.columns``), read ``READ_BATCH_ROWS`` at a time; text that is not UTF-8 is an ``InputError``."""
-    f = pq.ParquetFile(read.path, buffer_size=_BUFFER_BYTES, pre_buffer=False)
-    start = 0
+    ``read.columns``), read ``READ_BATCH_ROWS`` at a time. Text that is not UTF-8, and a file that
+    changed since the reads were planned or cannot be read, are an ``InputError``."""
     wanted = list(dict.fromkeys(read.columns))  # a column mapped to two fields is read once
-    for batch in f.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=[read.group], columns=wanted, use_threads=False):
-        lo, hi = np.searchsorted(read.rows, [start, start + batch.num_rows])
-        if hi > lo:
-            picked = batch.take(pa.array(read.rows[lo:hi] - start))
-            arrays = [_text(picked.column(c), read, c) for c in read.columns]
-            yield pa.RecordBatch.from_arrays(arrays, schema=schema)
-        start += batch.num_rows
+    start = 0
+    try:
+        with pq.ParquetFile(read.path, buffer_size=_BUFFER_BYTES, pre_buffer=False) as f:
+            meta = f.metadata
+            if read.group >= meta.num_row_groups or meta.row_group(read.group).num_rows != read.group_rows:
+                raise _changed(read)
+            for batch in f.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=[read.group], columns=wanted, use_threads=False):
+                lo, hi = np.searchsorted(read.rows, [start, start + batch.num_rows])
+                if hi > lo:
+                    picked = batch.take(pa.array(read.rows[lo:hi] - start))
+                    yield pa.RecordBatch.from_arrays([_text(picked.column(c), read, c) for c in read.columns], schema=schema)
+                start += batch.num_rows
+    except (OSError, pa.ArrowException, KeyError):  # not the message: it can quote values
+        raise InputError(f"source {read.label}: file {Path(read.path).name} could not be read again for detection "
+                         f"(row group {read.group}); it changed during the build or is damaged",
+                         hint="Build from files that do not change during the build.", file=read.path) from None
+    if start != read.group_rows:
+        raise _changed(read)
+
+
+def _changed(read: GroupRead) -> InputError:
+    return InputError(f"source {read.label}: file {Path(read.path).name} changed during the build (row group {read.group})",
+                      hint="Build from files that do not change during the build.", file=read.path)
 
 
 def _text(col: pa.Array, read: GroupRead, name: str) -> pa.Array:
@@ -128,6 +146,6 @@ def _text(col: pa.Array, read: GroupRead, name: str) -> pa.Array:
     try:
         out.validate(full=True)  # UTF-8, as DuckDB checks every string it reads from Parquet
     except pa.ArrowInvalid:
-        raise InputError(f"source {read.label}: column {name!r} holds a value that is not valid UTF-8 text (row group {read.group})",
-                         hint="Write the column as UTF-8 text.", file=read.label, field=name) from None
+        raise InputError(f"source {read.label}: column {name!r} of file {Path(read.path).name} holds a value that is not valid "
+                         f"UTF-8 text (row group {read.group})", hint="Write the column as UTF-8 text.", file=read.path, field=name) from None
     return out

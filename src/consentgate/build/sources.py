@@ -314,11 +314,21 @@ def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapp
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {', '.join(exprs)} FROM {relation}")
     rows, hash_sum = _check_rows(con, view, schema, id_field, label, role, check_unique, check_authors, later_nulls)
     positioned = None
-    if fmt == "parquet" and not {"file_index", "file_row_number"} & types.keys():  # else a column of the file would shadow DuckDB's
+    if role == "records" and fmt == "parquet" and _plain_places(files, types):
         positioned = f"{view}_at"
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(positioned)} AS SELECT {', '.join(exprs)}, "
                     f"file_index AS {POSITION_COLUMNS[0]}, file_row_number AS {POSITION_COLUMNS[1]} FROM {relation}")
     return SourceTable(role=role, label=label, files=files, view=view, rows=rows, id_hash_sum=hash_sum, columns=cols, positioned=positioned)
+
+
+def _plain_places(files: tuple[Path, ...], types: dict[str, str]) -> bool:
+    """DuckDB's ``file_index`` and ``file_row_number`` name each row's place in ``files`` (``build.positions``):
+    no column of the source takes either name (in any case), no path holds a glob character (DuckDB
+    would expand it into files of its own), and no folder is named like a Hive partition (``key=value``:
+    DuckDB would read its value as a column, which the file's own rows do not hold)."""
+    if {"file_index", "file_row_number"} & {k.lower() for k in types}:
+        return False
+    return not any(set(str(p)) & set("*?[]{}") or any("=" in part for part in p.parts) for p in files)
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id_field: str, label: str, role: str,

@@ -27,6 +27,7 @@ from consentgate.build.sharding import shard_name
 from consentgate.build.sources import one, quote_ident, quote_str, streamed
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, build_detector, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
+from consentgate.errors import BuildError
 
 INCLUDED = "included"  # under the scratch folder: shard=K/*.parquet, written by DuckDB's partitioned COPY (``decide``)
 MEMORY_WORKER = "512MB"  # DuckDB's cap in a shard writer
@@ -145,11 +146,15 @@ def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path
     return int(batch.num_rows)
 
 
+# Scratch file sets per row group at most: ``read_candidates`` gives at most one batch per ``READ_BATCH_ROWS`` rows read.
+_PARTS_PER_GROUP = -(-MAX_GROUP_ROWS // READ_BATCH_ROWS)
+
+
 def annotate_group(cfg: StepConfig, index: int, read: GroupRead, work: Path, batch_rows: int) -> int:
     """Read the candidates of one Parquet row group (``positions.read_candidates``) and annotate them
     (``annotate_part``) in batches of at least ``batch_rows`` records (but the last); returns how
-    many records that was. Each batch costs its own scratch files: annotated as read (a tenth or
-    so of ``READ_BATCH_ROWS``), a 10M-record build spent 1.2 CPU-s more in its detection workers."""
+    many records that was. Every batch costs a set of scratch files: annotating each read batch
+    (a few thousand candidates) cost the 10M-record build's workers 1.2 CPU-s more in all."""
     done = part = 0
     pending: list[pa.RecordBatch] = []
     have = 0
@@ -157,19 +162,19 @@ def annotate_group(cfg: StepConfig, index: int, read: GroupRead, work: Path, bat
         pending.append(batch)
         have += batch.num_rows
         if have >= batch_rows:
-            done += annotate_part(cfg, index * _PARTS_PER_GROUP + part, _joined(pending), work)
+            done += _annotate_pending(cfg, index, part, pending, work)
             pending, have, part = [], 0, part + 1
     if pending:
-        done += annotate_part(cfg, index * _PARTS_PER_GROUP + part, _joined(pending), work)
+        done += _annotate_pending(cfg, index, part, pending, work)
+    if done != len(read.rows):
+        raise BuildError(f"detection read {done} of the {len(read.rows)} candidates of a row group", hint="Report this with --debug output.")
     return done
 
 
-def _joined(batches: list[pa.RecordBatch]) -> pa.RecordBatch:
-    return batches[0] if len(batches) == 1 else pa.Table.from_batches(batches).combine_chunks().to_batches()[0]
-
-
-# Scratch file sets per row group at most: ``read_candidates`` gives at most one batch per ``READ_BATCH_ROWS`` rows read.
-_PARTS_PER_GROUP = -(-MAX_GROUP_ROWS // READ_BATCH_ROWS)
+def _annotate_pending(cfg: StepConfig, index: int, part: int, batches: list[pa.RecordBatch], work: Path) -> int:
+    if part >= _PARTS_PER_GROUP:  # the scratch files' numbers would reach the next row group's
+        raise BuildError("a row group gave more batches than its scratch files are numbered for", hint="Report this with --debug output.")
+    return annotate_part(cfg, index * _PARTS_PER_GROUP + part, pa.concat_batches(batches), work)
 
 
 # An annotated scratch file's schema metadata: the shards of its record batches, in order.
@@ -249,8 +254,6 @@ def _write_shard(con: duckdb.DuckDBPyConnection, cfg: StepConfig, k: int, work: 
         reader.close()  # the connection takes no other query while a result is open
         con.unregister("annotated")
     if rows != want:  # an included record without its annotated text (the scratch files disagree)
-        from consentgate.errors import BuildError
-
         raise BuildError(f"shard {k} holds {rows} records where {want} were included", hint="Report this with --debug output.")
     return ShardOut(shard=k, rows=rows, redactions=counts)
 
