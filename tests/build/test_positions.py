@@ -117,11 +117,10 @@ def test_plan_reads_declines_what_workers_should_not_read(tmp_path: Path, monkey
     assert plan_reads((plain,), "src", COLUMNS, places, workers=1) is None  # a row group too large to share out
 
 
-def test_read_candidates_reads_in_batches_and_keeps_the_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(positions, "READ_BATCH_ROWS", 4)
+def test_read_candidates_reads_in_batches_and_keeps_the_order(tmp_path: Path) -> None:
     path = _file(tmp_path / "f.parquet", 30, 30)
     rows = np.array([0, 3, 4, 5, 17, 29])
-    batches = list(read_candidates(GroupRead(str(path), "src", 0, rows, COLUMNS, 30), DETECT_SCHEMA))
+    batches = list(read_candidates(GroupRead(str(path), "src", 0, rows, COLUMNS, 30, batch_rows=4), DETECT_SCHEMA))
     assert all(b.schema == DETECT_SCHEMA for b in batches) and len(batches) == 4  # batches 0-3, 4-7, 16-19, 28-29
     assert [x for b in batches for x in b.column("record_id").to_pylist()] == [f"r{i:04d}" for i in rows]
 
@@ -172,3 +171,19 @@ def test_a_file_that_changed_since_planning_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"not parquet any more")
     with pytest.raises(InputError, match="could not be read again"):
         list(read_candidates(reads[0], DETECT_SCHEMA))
+
+
+def test_long_rows_are_read_in_fewer_rows_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A read batch holds about READ_BATCH_BYTES of the columns read, however long the texts: 20 texts of 100 kB
+    # with a 1 MB budget are read ~10 at a time, where short ones are read READ_BATCH_ROWS at a time.
+    monkeypatch.setattr(positions, "READ_BATCH_BYTES", 1_000_000)
+    long_path, short_path = tmp_path / "long.parquet", tmp_path / "short.parquet"
+    pq.write_table(pa.table({"record_id": [f"r{i}" for i in range(20)], "thread_id": pa.array([None] * 20, pa.string()),
+                             "text": ["".join(chr(33 + (i * 7 + j) % 90) for j in range(100_000)) for i in range(20)]}), long_path)
+    _file(short_path, 20, 20)
+    assert 5 <= positions.read_batch_rows(pq.ParquetFile(long_path).metadata, COLUMNS) <= 10
+    assert positions.read_batch_rows(pq.ParquetFile(short_path).metadata, COLUMNS) == positions.READ_BATCH_ROWS
+    reads = plan_reads((long_path,), "src", COLUMNS, _places(*[(0, i) for i in range(20)]), workers=1)
+    assert reads is not None and reads[0].batch_rows < 20
+    batches = list(read_candidates(reads[0], DETECT_SCHEMA))
+    assert len(batches) > 1 and sum(b.num_rows for b in batches) == 20

@@ -44,6 +44,8 @@ from consentgate.errors import InputError
 # (93 before it read), for the same CPU time; a build's peak in the detect phase was 1.12 GiB against 1.02
 # before this module (the workers' reads hold more than the batches they were sent).
 READ_BATCH_ROWS = 16_384
+# ... and fewer where the rows are long: a read batch holds about this many bytes of the columns read at most.
+READ_BATCH_BYTES = 16 << 20
 # A worker reads a whole row group for its task: above this (pyarrow's own default for writing,
 # 1,048,576 rows) a task would be too coarse to share out, and the engine streams from DuckDB.
 MAX_GROUP_ROWS = 1 << 20
@@ -60,6 +62,7 @@ class GroupRead:
     rows: Any  # numpy int64 array
     columns: tuple[str, ...]  # the source's column for each field of the schema read (``read_candidates``), in order
     group_rows: int = -1  # the row group's size when planned: a file that changed since is refused
+    batch_rows: int = 16_384  # rows read at a time (``read_batch_rows``)
 
 
 def plan_reads(files: tuple[Path, ...], label: str, columns: tuple[str, ...], positions: pa.Table,
@@ -82,13 +85,24 @@ def plan_reads(files: tuple[Path, ...], label: str, columns: tuple[str, ...], po
         starts = np.concatenate(([0], np.cumsum(sizes, dtype=np.int64)))
         mine = pos[lo:hi]
         cuts = np.searchsorted(mine, starts)
-        reads += [GroupRead(str(path), label, g, mine[cuts[g]:cuts[g + 1]] - starts[g], columns, sizes[g])
+        batch = read_batch_rows(meta, columns)
+        reads += [GroupRead(str(path), label, g, mine[cuts[g]:cuts[g + 1]] - starts[g], columns, sizes[g], batch)
                   for g in range(len(sizes)) if cuts[g + 1] > cuts[g]]
     if workers > 1 and groups < 2 * workers:
         return None  # too few tasks to share out: one worker would read most of the text alone
     if sum(len(r.rows) for r in reads) != len(pos):
         return None  # a position past a file's end: the file changed since the screen (DuckDB's read will tell)
     return reads
+
+
+def read_batch_rows(meta: Any, columns: tuple[str, ...]) -> int:
+    """Rows to read at a time from a file with Parquet metadata ``meta``: ``READ_BATCH_ROWS``, or fewer so that
+    a batch of ``columns`` holds about ``READ_BATCH_BYTES`` at most (by their uncompressed size in the file)."""
+    wanted = set(columns)
+    size = sum(rg.column(j).total_uncompressed_size for rg in (meta.row_group(g) for g in range(meta.num_row_groups))
+               for j in range(rg.num_columns) if rg.column(j).path_in_schema in wanted)
+    per_row = size / max(meta.num_rows, 1)
+    return max(1, min(READ_BATCH_ROWS, int(READ_BATCH_BYTES // max(per_row, 1.0))))
 
 
 def _metadata_if_plain(path: Path, columns: tuple[str, ...]) -> Any:
@@ -113,7 +127,7 @@ def _metadata_if_plain(path: Path, columns: tuple[str, ...]) -> Any:
 
 def read_candidates(read: GroupRead, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
     """The candidates' rows of ``read``'s row group as batches of ``schema`` (its fields in the order of
-    ``read.columns``), read ``READ_BATCH_ROWS`` at a time. Text that is not UTF-8, and a file that
+    ``read.columns``), read ``read.batch_rows`` at a time. Text that is not UTF-8, and a file that
     changed since the reads were planned or cannot be read, are an ``InputError``."""
     wanted = list(dict.fromkeys(read.columns))  # a column mapped to two fields is read once
     start = 0
@@ -122,7 +136,7 @@ def read_candidates(read: GroupRead, schema: pa.Schema) -> Iterator[pa.RecordBat
             meta = f.metadata
             if read.group >= meta.num_row_groups or meta.row_group(read.group).num_rows != read.group_rows:
                 raise _changed(read)
-            for batch in f.iter_batches(batch_size=READ_BATCH_ROWS, row_groups=[read.group], columns=wanted, use_threads=False):
+            for batch in f.iter_batches(batch_size=read.batch_rows, row_groups=[read.group], columns=wanted, use_threads=False):
                 lo, hi = np.searchsorted(read.rows, [start, start + batch.num_rows])
                 if hi > lo:
                     picked = batch.take(pa.array(read.rows[lo:hi] - start))

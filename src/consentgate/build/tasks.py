@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut
 from consentgate.build.plan import StepConfig
-from consentgate.build.positions import MAX_GROUP_ROWS, READ_BATCH_ROWS, GroupRead, read_candidates
+from consentgate.build.positions import MAX_GROUP_ROWS, READ_BATCH_BYTES, GroupRead, read_candidates
 from consentgate.build.sharding import shard_name
 from consentgate.build.sources import one, quote_ident, quote_str, streamed
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, build_detector, init_worker, redact_batch
@@ -146,8 +146,8 @@ def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path
     return int(batch.num_rows)
 
 
-# Scratch file sets per row group at most: ``read_candidates`` gives at most one batch per ``READ_BATCH_ROWS`` rows read.
-_PARTS_PER_GROUP = -(-MAX_GROUP_ROWS // READ_BATCH_ROWS)
+# Scratch file sets per row group at most: one per read batch at worst (``read_candidates``), and a read batch has 1 row at least.
+_PARTS_PER_GROUP = MAX_GROUP_ROWS
 
 
 def annotate_group(cfg: StepConfig, index: int, read: GroupRead, work: Path, batch_rows: int) -> int:
@@ -157,13 +157,14 @@ def annotate_group(cfg: StepConfig, index: int, read: GroupRead, work: Path, bat
     (a few thousand candidates) cost the 10M-record build's workers 1.2 CPU-s more in all."""
     done = part = 0
     pending: list[pa.RecordBatch] = []
-    have = 0
+    have = size = 0
     for batch in read_candidates(read, DETECT_SCHEMA):
         pending.append(batch)
         have += batch.num_rows
-        if have >= batch_rows:
+        size += batch.nbytes
+        if have >= batch_rows or size >= READ_BATCH_BYTES:
             done += _annotate_pending(cfg, index, part, pending, work)
-            pending, have, part = [], 0, part + 1
+            pending, have, size, part = [], 0, 0, part + 1
     if pending:
         done += _annotate_pending(cfg, index, part, pending, work)
     if done != len(read.rows):
