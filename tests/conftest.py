@@ -23,6 +23,16 @@ import pytest
 
 _REQUIRE = os.environ.get("CONSENTGATE_REQUIRE_POSTGRES") == "1"
 
+# Property tests: on a developer's machine Hypothesis draws new examples every run (that is how it
+# finds cases); in CI (.ci/run sets CONSENTGATE_HYPOTHESIS_PROFILE=ci) it draws the same ones every
+# time, so a clean checkout's result does not depend on the luck of the draw. A case found locally is
+# pinned with ``@example`` (as in tests/detect/test_detect_redact_props.py).
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+_hypothesis_settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CONSENTGATE_HYPOTHESIS_PROFILE"):
+    _hypothesis_settings.load_profile(os.environ["CONSENTGATE_HYPOTHESIS_PROFILE"])
+
 
 def _unavailable(reason: str) -> None:
     if _REQUIRE:
