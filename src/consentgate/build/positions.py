@@ -108,10 +108,10 @@ def read_batch_rows(meta: Any, columns: tuple[str, ...]) -> int:
 def _metadata_if_plain(path: Path, columns: tuple[str, ...]) -> Any:
     """The file's Parquet metadata when each of ``columns`` is a top-level string column there, else None."""
     try:
-        f = pq.ParquetFile(str(path))
+        with pq.ParquetFile(str(path)) as f:
+            schema, meta = f.schema_arrow, f.metadata
     except (OSError, pa.ArrowException):
         return None
-    schema = f.schema_arrow
     if len({n.lower() for n in schema.names}) < len(schema.names):
         return None  # names that repeat (in any case): DuckDB renames them, pyarrow does not
     for name in columns:
@@ -122,7 +122,7 @@ def _metadata_if_plain(path: Path, columns: tuple[str, ...]) -> Any:
             t = t.value_type
         if not (pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_string_view(t)):
             return None
-    return f.metadata
+    return meta
 
 
 def read_candidates(read: GroupRead, schema: pa.Schema) -> Iterator[pa.RecordBatch]:
