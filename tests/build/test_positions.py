@@ -187,3 +187,27 @@ def test_long_rows_are_read_in_fewer_rows_at_a_time(tmp_path: Path, monkeypatch:
     assert reads is not None and reads[0].batch_rows < 20
     batches = list(read_candidates(reads[0], DETECT_SCHEMA))
     assert len(batches) > 1 and sum(b.num_rows for b in batches) == 20
+
+
+def test_a_folder_of_files_read_by_the_workers_gives_the_streamed_dataset(small_network: Path, write_spec: Callable[..., Path],
+                                                                         settings: Settings, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # Three files of unequal size in a folder: each candidate's file index must name the file the worker opens.
+    net = copy_data(small_network, tmp_path / "net")
+    table = pq.read_table(net / "data" / "records.parquet")
+    folder = net / "data" / "records"
+    folder.mkdir()
+    cuts = [0, table.num_rows // 5, table.num_rows // 2, table.num_rows]
+    for k, (lo, hi) in enumerate(zip(cuts, cuts[1:])):
+        pq.write_table(table.slice(lo, hi - lo), folder / f"part-{k}.parquet", row_group_size=150)
+    spec = load_spec(write_spec(net, shards=3, sources={"members": str(net / "data" / "members.parquet"), "records": str(folder),
+                                                        "consent": {"ledger": f"sqlite:///{net / 'ledger.db'}"}}))
+    seen = _spy(monkeypatch)
+    read = run_build(spec, workers=2, progress=False, settings=settings)
+    assert seen[0] is not None and {Path(r.path).name for r in seen[0]} == {"part-0.parquet", "part-1.parquet", "part-2.parquet"}
+    moved = tmp_path / "read"
+    read.output.rename(moved)
+    _spy(monkeypatch, stream=True)
+    streamed = run_build(spec, workers=2, progress=False, settings=settings)
+    assert read.content_hash == streamed.content_hash
+    assert read.counts["content_scanned"] == streamed.counts["content_scanned"] > 0
