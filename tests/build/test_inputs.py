@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -51,6 +52,39 @@ def test_missing_column(small_network: Path, write_spec: Callable[..., Path], se
     spec = write_spec(small_network, sources=_sources(small_network, records=str(bad)))
     err = _fails(spec, settings, SchemaError, "missing column 'author_id'", str(bad))
     assert err.details["field"] == "author_id"
+
+
+def test_a_file_name_duckdb_would_read_as_a_pattern_is_refused(small_network: Path, write_spec: Callable[..., Path], settings: Settings,
+                                                                tmp_path: Path) -> None:
+    # DuckDB reads ``records[1].parquet`` as a pattern matching ``records1.parquet``: another file than the one named
+    # (and hashed into the manifest) would be built from.
+    table = _records(small_network)
+    _write_records(tmp_path, table.slice(0, 10), "records1.parquet")
+    named = _write_records(tmp_path, table, "records[1].parquet")
+    spec = write_spec(small_network, sources=_sources(small_network, records=str(named)))
+    err = _fails(spec, settings, InputError, "records[1].parquet", "pattern")
+    assert err.details["file"] == str(named)
+
+
+def test_a_folder_named_like_a_hive_partition_does_not_replace_the_files_values(small_network: Path, tmp_path: Path) -> None:
+    # DuckDB would read ``category=post/`` as a column and put 'post' in every row, over the file's own categories.
+    from consentgate.build.sources import open_source
+    from consentgate.build.spec import SourceSpec, TableMapping
+
+    table = _records(small_network)
+    folder = tmp_path / "category=post"
+    folder.mkdir()
+    path = _write_records(folder, table)
+    con = duckdb.connect()
+    try:
+        open_source(con, "records", SourceSpec(path=path), TableMapping(), "records")
+        got = dict(con.execute("SELECT category, count(*) FROM records GROUP BY 1").fetchall())
+    finally:
+        con.close()
+    want: dict[str, int] = {}
+    for c in table.column("category").to_pylist():
+        want[c] = want.get(c, 0) + 1
+    assert got == want and len(got) > 1
 
 
 def test_wrong_type(small_network: Path, write_spec: Callable[..., Path], settings: Settings, tmp_path: Path) -> None:

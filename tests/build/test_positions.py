@@ -151,14 +151,12 @@ def test_a_source_column_named_like_duckdbs_row_number_gets_no_positions(small_n
         con.close()
 
 
-def test_places_are_not_taken_where_duckdb_would_read_other_rows(tmp_path: Path) -> None:
+def test_places_are_not_taken_where_a_column_stands_in_for_duckdbs(tmp_path: Path) -> None:
     from consentgate.build.sources import _plain_places
 
-    assert _plain_places((tmp_path / "r.parquet",), {"record_id": "VARCHAR"})
-    assert not _plain_places((tmp_path / "r.parquet",), {"FILE_ROW_NUMBER": "BIGINT"})  # DuckDB matches names in any case
-    assert not _plain_places((tmp_path / "r.parquet",), {"File_Index": "BIGINT"})
-    assert not _plain_places((tmp_path / "r?.parquet",), {})  # a glob: DuckDB would read other files too
-    assert not _plain_places((tmp_path / "thread_id=x" / "r.parquet",), {})  # a Hive folder: its value would be a column
+    assert _plain_places({"record_id": "VARCHAR"})
+    assert not _plain_places({"FILE_ROW_NUMBER": "BIGINT"})  # DuckDB matches names in any case
+    assert not _plain_places({"File_Index": "BIGINT"})
 
 
 def test_a_file_that_changed_since_planning_is_refused(tmp_path: Path) -> None:

@@ -235,11 +235,11 @@ def _check_step(before: str, after: str) -> None:
 
 def _views(con: duckdb.DuckDBPyConnection, work: Path) -> None:
     if any((work / "t").glob("*.parquet")):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW topics AS SELECT record_id, topic FROM read_parquet({quote_str(str(work / 't' / '*.parquet'))})")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW topics AS SELECT record_id, topic FROM read_parquet({quote_str(str(work / 't' / '*.parquet'))}, hive_partitioning = false)")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE topics (record_id VARCHAR, topic VARCHAR)")
     if any((work / "n").glob("*.parquet")):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW ann AS SELECT record_id, shard, \"drop\" FROM read_parquet({quote_str(str(work / 'n' / '*.parquet'))})")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW ann AS SELECT record_id, shard, \"drop\" FROM read_parquet({quote_str(str(work / 'n' / '*.parquet'))}, hive_partitioning = false)")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE ann (record_id VARCHAR, shard INTEGER, \"drop\" BOOLEAN)")
 

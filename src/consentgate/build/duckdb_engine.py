@@ -238,7 +238,7 @@ class DuckDBEngine:
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
             main_cap = main_memory(records.rows)
             con.execute(f"SET memory_limit = '{main_cap}'")
-            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))})")
+            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(plan.consent_snapshot))}, hive_partitioning = false)")
             member_index = out / "subjects" / "members.parquet"
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, streamed(con.sql(
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"

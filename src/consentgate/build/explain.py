@@ -57,7 +57,7 @@ def explain_record(spec: BuildSpec, record_id: str, *, settings: Settings | None
             rec = con.sql("SELECT * FROM records").to_arrow_table()
             if rec.num_rows == 0:
                 raise BuildError(f"record {record_id!r} is not in the records source", hint="Check the record id.", record=record_id)
-            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(pinned.snapshot))})")
+            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(str(pinned.snapshot))}, hive_partitioning = false)")
             con.execute(f"CREATE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
             screen = one(con.execute(compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS))))
             unknown = one(con.execute(

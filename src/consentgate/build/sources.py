@@ -126,29 +126,48 @@ def source_files(src: SourceSpec, role: str) -> tuple[tuple[Path, ...], str]:
         if len(formats) > 1:
             raise InputError(f"{role} source: folder {path} mixes formats ({', '.join(sorted(formats))})", file=str(path),
                              hint="Set `format` on the source to pick one.")
-        return tuple(files), formats.pop()
+        return _literal(tuple(files)), formats.pop()
     if not path.is_file():
         raise InputError(f"{role} source: {path} does not exist", file=str(path), hint="Check the path in the build spec.")
     fmt = src.format if src.format != "auto" else _SUFFIX_FORMAT.get(path.suffix.lower(), "")
     if not fmt:
         raise InputError(f"{role} source: cannot tell the format of {path} from its suffix", file=str(path),
                          hint="Set `format: parquet|csv|jsonl` on the source.")
-    return (path,), fmt
+    return _literal((path,)), fmt
+
+
+# Characters DuckDB's file readers take for a glob: ``a[1].parquet`` would read ``a1.parquet``.
+_GLOB_CHARS = frozenset("*?[")
+
+
+def _literal(files: tuple[Path, ...]) -> tuple[Path, ...]:
+    """``files``, unless a path holds a glob character, which DuckDB would expand into other files
+    (while the manifest hashed the file named): that is an ``InputError``."""
+    for p in files:
+        if _GLOB_CHARS & set(str(p)):
+            raise InputError(f"source file {p}: its path holds one of the characters * ? [, which DuckDB reads as a pattern "
+                             "matching other files", hint="Rename the file or folder without those characters.", file=str(p))
+    return files
+
+
+# Every source file is read as the rows it holds: DuckDB would otherwise take a folder named like a Hive
+# partition (``category=post/``) for a column, and its value would replace the file's own in every row.
+_NO_HIVE = "hive_partitioning = false"
 
 
 def _relation(files: tuple[Path, ...], fmt: str, src: SourceSpec, json_columns: dict[str, str] | None = None) -> str:
     names = "[" + ", ".join(quote_str(str(p)) for p in files) + "]"
     if fmt == "parquet":
-        return f"read_parquet({names})"
+        return f"read_parquet({names}, {_NO_HIVE})"
     if fmt == "csv":
         # Everything as text: types are checked and cast here, never sniffed (a sniffed
         # naive timestamp would silently take the session's time zone).
-        return f"read_csv({names}, header = true, all_varchar = true)"
+        return f"read_csv({names}, header = true, all_varchar = true, {_NO_HIVE})"
     if fmt == "jsonl":
         if json_columns is None:
-            return f"read_json({names}, format = 'newline_delimited')"
+            return f"read_json({names}, format = 'newline_delimited', {_NO_HIVE})"
         cols = "{" + ", ".join(f"{quote_str(k)}: {quote_str(v)}" for k, v in json_columns.items()) + "}"
-        return f"read_json({names}, format = 'newline_delimited', columns = {cols})"
+        return f"read_json({names}, format = 'newline_delimited', columns = {cols}, {_NO_HIVE})"
     assert src.table is not None
     return f"{src.table}"
 
@@ -314,21 +333,18 @@ def open_source(con: duckdb.DuckDBPyConnection, role: str, src: SourceSpec, mapp
     con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(view)} AS SELECT {', '.join(exprs)} FROM {relation}")
     rows, hash_sum = _check_rows(con, view, schema, id_field, label, role, check_unique, check_authors, later_nulls)
     positioned = None
-    if role == "records" and fmt == "parquet" and _plain_places(files, types):
+    if role == "records" and fmt == "parquet" and _plain_places(types):
         positioned = f"{view}_at"
         con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(positioned)} AS SELECT {', '.join(exprs)}, "
                     f"file_index AS {POSITION_COLUMNS[0]}, file_row_number AS {POSITION_COLUMNS[1]} FROM {relation}")
     return SourceTable(role=role, label=label, files=files, view=view, rows=rows, id_hash_sum=hash_sum, columns=cols, positioned=positioned)
 
 
-def _plain_places(files: tuple[Path, ...], types: dict[str, str]) -> bool:
-    """DuckDB's ``file_index`` and ``file_row_number`` name each row's place in ``files`` (``build.positions``):
-    no column of the source takes either name (in any case), no path holds a glob character (DuckDB
-    would expand it into files of its own), and no folder is named like a Hive partition (``key=value``:
-    DuckDB would read its value as a column, which the file's own rows do not hold)."""
-    if {"file_index", "file_row_number"} & {k.lower() for k in types}:
-        return False
-    return not any(set(str(p)) & set("*?[]{}") or any("=" in part for part in p.parts) for p in files)
+def _plain_places(types: dict[str, str]) -> bool:
+    """DuckDB's ``file_index`` and ``file_row_number`` name each row's place in the source's files
+    (``build.positions``): no column of the source takes either name, in any case. (The files are
+    read literally, without globs or Hive columns: ``source_files``, ``_relation``.)"""
+    return not {"file_index", "file_row_number"} & {k.lower() for k in types}
 
 
 def _check_rows(con: duckdb.DuckDBPyConnection, view: str, schema: pa.Schema, id_field: str, label: str, role: str,
