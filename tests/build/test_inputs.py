@@ -66,6 +66,15 @@ def test_a_file_name_duckdb_would_read_as_a_pattern_is_refused(small_network: Pa
     assert err.details["file"] == str(named)
 
 
+def test_an_output_folder_duckdb_would_read_as_a_pattern_is_refused(small_network: Path, write_spec: Callable[..., Path],
+                                                                     settings: Settings, tmp_path: Path) -> None:
+    # The build reads its own scratch files under the output folder back through DuckDB: with a '[' in the
+    # path it failed late with a bare IOException; it is refused first, naming the field.
+    spec = write_spec(small_network, output=str(tmp_path / "runs[1]" / "ds"))
+    err = _fails(spec, settings, BuildError, "output folder", "pattern")
+    assert err.details["field"] == "output" and not (tmp_path / "runs[1]").exists()
+
+
 def test_a_folder_named_like_a_hive_partition_does_not_replace_the_files_values(small_network: Path, tmp_path: Path) -> None:
     # DuckDB would read ``category=post/`` as a column and put 'post' in every row, over the file's own categories.
     from consentgate.build.sources import open_source

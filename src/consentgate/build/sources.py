@@ -137,14 +137,14 @@ def source_files(src: SourceSpec, role: str) -> tuple[tuple[Path, ...], str]:
 
 
 # Characters DuckDB's file readers take for a glob: ``a[1].parquet`` would read ``a1.parquet``.
-_GLOB_CHARS = frozenset("*?[")
+GLOB_CHARS = frozenset("*?[")
 
 
 def _literal(files: tuple[Path, ...]) -> tuple[Path, ...]:
     """``files``, unless a path holds a glob character, which DuckDB would expand into other files
     (while the manifest hashed the file named): that is an ``InputError``."""
     for p in files:
-        if _GLOB_CHARS & set(str(p)):
+        if GLOB_CHARS & set(str(p)):
             raise InputError(f"source file {p}: its path holds one of the characters * ? [, which DuckDB reads as a pattern "
                              "matching other files", hint="Rename the file or folder without those characters.", file=str(p))
     return files
