@@ -58,6 +58,18 @@ def test_verify_refuses_incomplete_folders(copy: Path, tmp_path: Path) -> None:
     assert list_builds(tmp_path) == []
 
 
+def test_verify_refuses_a_folder_duckdb_would_read_as_a_pattern(built: Path, tmp_path: Path) -> None:
+    # ``ds[1]`` is a pattern to DuckDB (it would count ``ds1``'s decisions): refused, naming the folder.
+    from consentgate.errors import InputError
+
+    shutil.copytree(built, tmp_path / "ds1")
+    odd = tmp_path / "ds[1]"
+    shutil.copytree(built, odd)
+    with pytest.raises(InputError, match=r"ds\[1\].*pattern"):
+        verify_build(odd)
+    assert verify_build(tmp_path / "ds1").ok
+
+
 def test_list_finds_complete_builds(built: Path) -> None:
     rows = list_builds(built.parent)
     assert [r["path"] for r in rows] == [str(built)]

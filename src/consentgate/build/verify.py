@@ -17,7 +17,7 @@ from typing import Any
 
 from consentgate.build.atomic import is_partial_name
 from consentgate.build.sharding import shard_name
-from consentgate.build.sources import one
+from consentgate.build.sources import GLOB_CHARS, one
 from consentgate.build.files import sha256_file
 from consentgate.build.manifest import FORMAT, MANIFEST, content_hash, read_manifest
 from consentgate.errors import BuildVerifyError, InputError
@@ -155,6 +155,9 @@ def verify_build(folder: Path | str) -> VerifyReport:
     """Recompute every hash and count of a dataset folder; see the module docstring."""
     folder = Path(folder)
     manifest = load_complete_manifest(folder)
+    if GLOB_CHARS & set(str(folder.absolute())):  # DuckDB would read another folder's files for the counts
+        raise InputError(f"dataset folder {folder}: its path holds one of the characters * ? [, which DuckDB reads as a pattern",
+                         hint="Move or rename the folder so that its path has none of them, then verify again.", file=str(folder))
     problems: list[str] = []
     stored = manifest.get("content_hash")
     recomputed = content_hash(manifest)
