@@ -75,6 +75,20 @@ def test_an_output_folder_duckdb_would_read_as_a_pattern_is_refused(small_networ
     assert err.details["field"] == "output" and not (tmp_path / "runs[1]").exists()
 
 
+def test_an_output_folder_under_hive_like_names_gives_the_same_dataset(small_network: Path, write_spec: Callable[..., Path],
+                                                                       settings: Settings, tmp_path: Path) -> None:
+    # The build reads its scratch files back from under the output folder: Hive detection there took a folder
+    # named ``shard=1`` above it for every included record's shard, and wrote wrong subject bitmaps silently.
+    plain = run_build(load_spec(write_spec(small_network, "a.yaml", shards=3, output=str(tmp_path / "plain" / "ds"))),
+                      workers=1, progress=False, settings=settings)
+    odd = run_build(load_spec(write_spec(small_network, "b.yaml", shards=3, output=str(tmp_path / "shard=1" / "index=0" / "ds"))),
+                    workers=1, progress=False, settings=settings)
+    # (The content hashes differ: each covers its spec's SHA-256, and the specs name other output folders.)
+    for rel in ["decisions.parquet", *(f"{d}/shard-{k:05d}.{e}" for k in range(3) for d, e in (("data", "parquet"), ("subjects", "roaring")))]:
+        assert (odd.output / rel).read_bytes() == (plain.output / rel).read_bytes(), rel
+    assert plain.manifest["sharding"]["subjects"].count(0) < 3  # members in more than one shard
+
+
 def test_a_folder_named_like_a_hive_partition_does_not_replace_the_files_values(small_network: Path, tmp_path: Path) -> None:
     # DuckDB would read ``category=post/`` as a column and put 'post' in every row, over the file's own categories.
     from consentgate.build.sources import open_source

@@ -15,7 +15,8 @@ from consentgate.errors import BuildError
 
 
 def _setup(tmp_path: Path, participants: list[list[str]], shards: list[int]) -> tuple[Path, Path]:
-    """The member index, and the included records as the decide phase writes them (``shard=K/*.parquet``)."""
+    """The member index, and the included records as the decide phase writes them (``shard=K/*.parquet``, each
+    file with its own ``shard`` column too)."""
     index = tmp_path / "members.parquet"
     pq.write_table(pa.table({"member_id": ["a", "b", "c", "d"], "index": pa.array([0, 1, 2, 3], pa.uint32())}), index)
     (tmp_path / "subjects").mkdir()
@@ -24,7 +25,8 @@ def _setup(tmp_path: Path, participants: list[list[str]], shards: list[int]) -> 
     for k in sorted(set(shards)):
         (included / f"shard={k}").mkdir()
         rows = [p for p, s in zip(participants, shards) if s == k]
-        pq.write_table(pa.table({"participants": pa.array(rows, pa.list_(pa.string()))}), included / f"shard={k}" / "data_0.parquet")
+        pq.write_table(pa.table({"participants": pa.array(rows, pa.list_(pa.string())), "shard": pa.array([k] * len(rows), pa.int32())}),
+                       included / f"shard={k}" / "data_0.parquet")
     return included, index
 
 

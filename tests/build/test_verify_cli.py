@@ -70,6 +70,14 @@ def test_verify_refuses_a_folder_duckdb_would_read_as_a_pattern(built: Path, tmp
     assert verify_build(tmp_path / "ds1").ok
 
 
+def test_verify_reads_a_dataset_under_hive_like_folder_names_as_it_is(built: Path, tmp_path: Path) -> None:
+    # DuckDB took ``decision=include/`` and ``shard=0/`` above the dataset for columns of every row it counted.
+    odd = tmp_path / "decision=include" / "shard=0" / "ds"
+    shutil.copytree(built, odd)
+    report = verify_build(odd)
+    assert report.ok, report.problems
+
+
 def test_list_finds_complete_builds(built: Path) -> None:
     rows = list_builds(built.parent)
     assert [r["path"] for r in rows] == [str(built)]

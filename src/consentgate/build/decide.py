@@ -289,7 +289,7 @@ def run_decide(con: duckdb.DuckDBPyConnection, plan: BuildPlan, work: Path, out:
         con.execute(
             "COPY (SELECT s.record_id, s.shard, s.slice, c.category, c.author_id, c.participants, c.created_at FROM scanned s "
             f"JOIN {CANDIDATES} c ON c.record_id = s.record_id WHERE s.decision = 'include') "
-            f"TO {quote_str(str(work / INCLUDED))} (FORMAT parquet, PARTITION_BY (shard))"
+            f"TO {quote_str(str(work / INCLUDED))} (FORMAT parquet, PARTITION_BY (shard), WRITE_PARTITION_COLUMNS true)"
         )
         counts = _counts(con, by_reason, groups)
         subjects = write_subject_bitmaps(con, work / INCLUDED, member_index, out, plan.shards)

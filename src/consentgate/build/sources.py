@@ -126,27 +126,27 @@ def source_files(src: SourceSpec, role: str) -> tuple[tuple[Path, ...], str]:
         if len(formats) > 1:
             raise InputError(f"{role} source: folder {path} mixes formats ({', '.join(sorted(formats))})", file=str(path),
                              hint="Set `format` on the source to pick one.")
-        return _literal(tuple(files)), formats.pop()
+        return _literal(tuple(files), role), formats.pop()
     if not path.is_file():
         raise InputError(f"{role} source: {path} does not exist", file=str(path), hint="Check the path in the build spec.")
     fmt = src.format if src.format != "auto" else _SUFFIX_FORMAT.get(path.suffix.lower(), "")
     if not fmt:
         raise InputError(f"{role} source: cannot tell the format of {path} from its suffix", file=str(path),
                          hint="Set `format: parquet|csv|jsonl` on the source.")
-    return _literal((path,)), fmt
+    return _literal((path,), role), fmt
 
 
 # Characters DuckDB's file readers take for a glob: ``a[1].parquet`` would read ``a1.parquet``.
 GLOB_CHARS = frozenset("*?[")
 
 
-def _literal(files: tuple[Path, ...]) -> tuple[Path, ...]:
+def _literal(files: tuple[Path, ...], role: str) -> tuple[Path, ...]:
     """``files``, unless a path holds a glob character, which DuckDB would expand into other files
     (while the manifest hashed the file named): that is an ``InputError``."""
     for p in files:
         if GLOB_CHARS & set(str(p)):
-            raise InputError(f"source file {p}: its path holds one of the characters * ? [, which DuckDB reads as a pattern "
-                             "matching other files", hint="Rename the file or folder without those characters.", file=str(p))
+            raise InputError(f"{role} source: file {p}: its path holds one of the characters * ? [, which DuckDB reads as a "
+                             "pattern matching other files", hint="Rename the file or folder without those characters.", file=str(p))
     return files
 
 

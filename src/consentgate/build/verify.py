@@ -105,17 +105,17 @@ def _check_counts(folder: Path, manifest: dict[str, Any], problems: list[str]) -
     decisions = str(folder / "decisions.parquet").replace("'", "''")
     con = duckdb.connect()
     try:
-        got = dict(con.execute(f"SELECT decision, count(*) FROM read_parquet('{decisions}') GROUP BY 1").fetchall())
+        got = dict(con.execute(f"SELECT decision, count(*) FROM read_parquet('{decisions}', hive_partitioning = false) GROUP BY 1").fetchall())
         if {k: int(v) for k, v in got.items()} != counts.get("by_decision"):
             problems.append(f"decisions.parquet: counts by decision {got} differ from the manifest's {counts.get('by_decision')}")
-        dup = one(con.execute(f"SELECT count(*) - count(DISTINCT record_id) FROM read_parquet('{decisions}')"))
+        dup = one(con.execute(f"SELECT count(*) - count(DISTINCT record_id) FROM read_parquet('{decisions}', hive_partitioning = false)"))
         if dup and dup[0]:
             problems.append(f"decisions.parquet: {dup[0]} duplicated record ids")
-        scanned = one(con.execute(f"SELECT count(*) FILTER (WHERE content_scanned) FROM read_parquet('{decisions}')"))
+        scanned = one(con.execute(f"SELECT count(*) FILTER (WHERE content_scanned) FROM read_parquet('{decisions}', hive_partitioning = false)"))
         if scanned is None or int(scanned[0]) != counts.get("content_scanned"):
             problems.append(f"decisions.parquet: {scanned[0] if scanned else '?'} records with content scanned, "
                             f"the manifest says {counts.get('content_scanned')}")
-        reasons = dict(con.execute(f"SELECT r, count(*) FROM (SELECT unnest(reasons) r FROM read_parquet('{decisions}')) GROUP BY 1").fetchall())
+        reasons = dict(con.execute(f"SELECT r, count(*) FROM (SELECT unnest(reasons) r FROM read_parquet('{decisions}', hive_partitioning = false)) GROUP BY 1").fetchall())
         if {k: int(v) for k, v in reasons.items()} != counts.get("by_reason"):
             problems.append("decisions.parquet: counts by reason differ from the manifest")
         n_shards = int(shards.get("shards", 0))
@@ -135,8 +135,8 @@ def _check_shard(con: Any, folder: Path, k: int, decisions: str, shards: dict[st
         return
     path = str(data).replace("'", "''")
     mismatch = one(con.execute(
-        f"SELECT count(*) FROM (SELECT record_id, slice FROM read_parquet('{path}')) d FULL JOIN "
-        f"(SELECT record_id, slice FROM read_parquet('{decisions}') WHERE decision = 'include' AND shard = {k}) x "
+        f"SELECT count(*) FROM (SELECT record_id, slice FROM read_parquet('{path}', hive_partitioning = false)) d FULL JOIN "
+        f"(SELECT record_id, slice FROM read_parquet('{decisions}', hive_partitioning = false) WHERE decision = 'include' AND shard = {k}) x "
         "ON d.record_id = x.record_id WHERE d.record_id IS NULL OR x.record_id IS NULL OR d.slice IS DISTINCT FROM x.slice"
     ))
     if mismatch and mismatch[0]:
