@@ -54,25 +54,32 @@ def test_missing_column(small_network: Path, write_spec: Callable[..., Path], se
     assert err.details["field"] == "author_id"
 
 
-def test_a_file_name_duckdb_would_read_as_a_pattern_is_refused(small_network: Path, write_spec: Callable[..., Path], settings: Settings,
-                                                                tmp_path: Path) -> None:
-    # DuckDB reads ``records[1].parquet`` as a pattern matching ``records1.parquet``: another file than the one named
-    # (and hashed into the manifest) would be built from.
+def test_a_file_name_with_glob_characters_is_read_as_named(small_network: Path, write_spec: Callable[..., Path], settings: Settings,
+                                                           tmp_path: Path) -> None:
+    # DuckDB reads ``records[1].parquet`` as a pattern matching ``records1.parquet``: the build hands it the name
+    # with each glob character bracketed (``sources.literal_path``), so the file named (and hashed) is the one built.
     table = _records(small_network)
     _write_records(tmp_path, table.slice(0, 10), "records1.parquet")
     named = _write_records(tmp_path, table, "records[1].parquet")
-    spec = write_spec(small_network, sources=_sources(small_network, records=str(named)))
-    err = _fails(spec, settings, InputError, "records[1].parquet", "pattern")
-    assert err.details["file"] == str(named)
+    spec = load_spec(write_spec(small_network, sources=_sources(small_network, records=str(named))))
+    result = run_build(spec, workers=2, progress=False, settings=settings)
+    assert result.counts["records"] == table.num_rows > 10
+    assert [i["rows"] for i in result.manifest["inputs"] if i["role"] == "records"] == [table.num_rows]
 
 
-def test_an_output_folder_duckdb_would_read_as_a_pattern_is_refused(small_network: Path, write_spec: Callable[..., Path],
-                                                                     settings: Settings, tmp_path: Path) -> None:
-    # The build reads its own scratch files under the output folder back through DuckDB: with a '[' in the
-    # path it failed late with a bare IOException; it is refused first, naming the field.
-    spec = write_spec(small_network, output=str(tmp_path / "runs[1]" / "ds"))
-    err = _fails(spec, settings, BuildError, "output folder", "pattern")
-    assert err.details["field"] == "output" and not (tmp_path / "runs[1]").exists()
+def test_an_output_folder_with_glob_characters_builds_and_verifies(small_network: Path, write_spec: Callable[..., Path],
+                                                                   settings: Settings, tmp_path: Path) -> None:
+    # The build reads its own scratch files back through DuckDB from under the output folder: with a '[' in
+    # the path it failed with a bare IOException (``runs[1]`` matched no folder).
+    from consentgate.build import verify_build
+
+    plain = run_build(load_spec(write_spec(small_network, "a.yaml", shards=3, output=str(tmp_path / "plain" / "ds"))),
+                      workers=2, progress=False, settings=settings)
+    odd = run_build(load_spec(write_spec(small_network, "b.yaml", shards=3, output=str(tmp_path / "runs[1]" / "d*?s"))),
+                    workers=2, progress=False, settings=settings)
+    for rel in ["decisions.parquet", *(f"{d}/shard-{k:05d}.{e}" for k in range(3) for d, e in (("data", "parquet"), ("subjects", "roaring")))]:
+        assert (odd.output / rel).read_bytes() == (plain.output / rel).read_bytes(), rel
+    assert verify_build(odd.output).ok
 
 
 def test_an_output_folder_under_hive_like_names_gives_the_same_dataset(small_network: Path, write_spec: Callable[..., Path],

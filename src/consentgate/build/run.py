@@ -65,16 +65,6 @@ def check_as_of(as_of: datetime, started: datetime) -> None:
         )
 
 
-def check_output(output: Path) -> None:
-    """Refuse an output folder whose path holds a character DuckDB reads as a glob (``* ? [``): the build's
-    own scratch files, under it, could not be read back (it failed with a bare DuckDB IOException)."""
-    from consentgate.build.sources import GLOB_CHARS
-
-    if GLOB_CHARS & set(str(output.absolute())):
-        raise BuildError(f"output folder {output}: its path holds one of the characters * ? [, which DuckDB reads as a pattern",
-                         hint="Choose an output folder whose path has none of them.", field="output")
-
-
 def check_policy(policy: Any, registry_url: str | None, as_of: datetime) -> Any:
     """Refuse a policy that is not published (unchanged) in the registry ledger or not in effect at ``as_of``;
     return its publication record (``consentgate.ledger.PublishedPolicy``)."""
@@ -158,7 +148,6 @@ def run_build(spec: BuildSpec, *, engine: str = "duckdb", workers: int | None = 
     started = _now()
     as_of = spec.as_of or started
     check_as_of(as_of, started)
-    check_output(spec.output)
     t0 = time.perf_counter()
     # The ledger's chain check starts first (a process of its own, reading the ledger on its own): while
     # this process imports the engine, loads the policy and reads the ledger's registry it has a core to

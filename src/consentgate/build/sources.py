@@ -126,28 +126,25 @@ def source_files(src: SourceSpec, role: str) -> tuple[tuple[Path, ...], str]:
         if len(formats) > 1:
             raise InputError(f"{role} source: folder {path} mixes formats ({', '.join(sorted(formats))})", file=str(path),
                              hint="Set `format` on the source to pick one.")
-        return _literal(tuple(files), role), formats.pop()
+        return tuple(files), formats.pop()
     if not path.is_file():
         raise InputError(f"{role} source: {path} does not exist", file=str(path), hint="Check the path in the build spec.")
     fmt = src.format if src.format != "auto" else _SUFFIX_FORMAT.get(path.suffix.lower(), "")
     if not fmt:
         raise InputError(f"{role} source: cannot tell the format of {path} from its suffix", file=str(path),
                          hint="Set `format: parquet|csv|jsonl` on the source.")
-    return _literal((path,), role), fmt
+    return (path,), fmt
 
 
 # Characters DuckDB's file readers take for a glob: ``a[1].parquet`` would read ``a1.parquet``.
-GLOB_CHARS = frozenset("*?[")
+_GLOB_RE = re.compile(r"([*?\[])")
 
 
-def _literal(files: tuple[Path, ...], role: str) -> tuple[Path, ...]:
-    """``files``, unless a path holds a glob character, which DuckDB would expand into other files
-    (while the manifest hashed the file named): that is an ``InputError``."""
-    for p in files:
-        if GLOB_CHARS & set(str(p)):
-            raise InputError(f"{role} source: file {p}: its path holds one of the characters * ? [, which DuckDB reads as a "
-                             "pattern matching other files", hint="Rename the file or folder without those characters.", file=str(p))
-    return files
+def literal_path(path: Path) -> str:
+    """``path`` as DuckDB's file readers must be given it to read that one file: each glob character
+    inside brackets (``a[[]1].parquet``), which DuckDB's globbing reads as the character itself.
+    Otherwise ``a[1].parquet`` reads ``a1.parquet``, while the manifest hashed the file named."""
+    return _GLOB_RE.sub(r"[\1]", str(path))
 
 
 # Every source file is read as the rows it holds: DuckDB would otherwise take a folder named like a Hive
@@ -156,7 +153,7 @@ _NO_HIVE = "hive_partitioning = false"
 
 
 def _relation(files: tuple[Path, ...], fmt: str, src: SourceSpec, json_columns: dict[str, str] | None = None) -> str:
-    names = "[" + ", ".join(quote_str(str(p)) for p in files) + "]"
+    names = "[" + ", ".join(quote_str(literal_path(p)) for p in files) + "]"
     if fmt == "parquet":
         return f"read_parquet({names}, {_NO_HIVE})"
     if fmt == "csv":

@@ -24,7 +24,7 @@ from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut
 from consentgate.build.plan import StepConfig
 from consentgate.build.positions import MAX_GROUP_ROWS, READ_BATCH_BYTES, GroupRead, read_candidates
 from consentgate.build.sharding import shard_name
-from consentgate.build.sources import one, quote_ident, quote_str, streamed
+from consentgate.build.sources import literal_path, one, quote_ident, quote_str, streamed
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, build_detector, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 from consentgate.errors import BuildError
@@ -233,7 +233,7 @@ def _write_shard(con: duckdb.DuckDBPyConnection, cfg: StepConfig, k: int, work: 
     if not any(included.glob("*.parquet")):  # the shard holds no included record: its file has no rows
         ParquetOut(path, OUTPUT_SCHEMA).close()
         return ShardOut(shard=k, rows=0, redactions={})
-    kept = f"read_parquet({quote_str(str(included / '*.parquet'))}, hive_partitioning = false)"
+    kept = f"read_parquet({quote_str(literal_path(included) + '/*.parquet')}, hive_partitioning = false)"
     # The records the decide phase included in this shard: the file must hold exactly as many.
     want = int(one(con.execute(f"SELECT count(*) FROM {kept}"))[0])
     # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from the
