@@ -42,7 +42,7 @@ from consentgate.build.plan import BuildPlan
 from consentgate.build.subjects import write_subject_bitmaps
 from consentgate.build.tasks import INCLUDED
 from consentgate.build.sources import (POSITION_COLUMNS, SOURCE_READ_ERRORS, SourceTable, author_error, duplicate_error, id_hash_sum,
-                                       literal_path, null_error, one, quote_ident, quote_str, read_error, streamed)
+                                       null_error, one, parquet_scan, quote_ident, quote_str, read_error, streamed)
 from consentgate.errors import BuildError
 from consentgate.policy.sql import DUCKDB, SCREENED_COLUMNS, reasons_of
 
@@ -235,11 +235,11 @@ def _check_step(before: str, after: str) -> None:
 
 def _views(con: duckdb.DuckDBPyConnection, work: Path) -> None:
     if any((work / "t").glob("*.parquet")):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW topics AS SELECT record_id, topic FROM read_parquet({quote_str(literal_path(work / 't') + '/*.parquet')}, hive_partitioning = false)")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW topics AS SELECT record_id, topic FROM {parquet_scan(work / 't', '*.parquet')}")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE topics (record_id VARCHAR, topic VARCHAR)")
     if any((work / "n").glob("*.parquet")):
-        con.execute(f"CREATE OR REPLACE TEMP VIEW ann AS SELECT record_id, shard, \"drop\" FROM read_parquet({quote_str(literal_path(work / 'n') + '/*.parquet')}, hive_partitioning = false)")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW ann AS SELECT record_id, shard, \"drop\" FROM {parquet_scan(work / 'n', '*.parquet')}")
     else:
         con.execute("CREATE OR REPLACE TEMP TABLE ann (record_id VARCHAR, shard INTEGER, \"drop\" BOOLEAN)")
 

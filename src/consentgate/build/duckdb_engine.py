@@ -40,7 +40,7 @@ from consentgate.build.files import ROW_GROUP_ROWS, sha256_file, write_stream
 from consentgate.build import tasks
 from consentgate.build.plan import BuildPlan, EngineResult, Progress
 from consentgate.build.positions import GroupRead, plan_reads
-from consentgate.build.sources import POSITION_COLUMNS, SourceTable, literal_path, open_source, query_failed, quote_ident, quote_str, streamed
+from consentgate.build.sources import POSITION_COLUMNS, SourceTable, open_source, parquet_scan, query_failed, quote_ident, quote_str, streamed
 from consentgate.build.steps import DETECT_SCHEMA, init_worker
 from consentgate.build.tasks import ShardOut, annotate_group, annotate_part, connect, init_from_file, shard_groups, write_names, write_shards
 from consentgate.errors import BuildError
@@ -238,7 +238,7 @@ class DuckDBEngine:
             members = open_source(con, "members", plan.members, plan.mapping.members, "members")
             main_cap = main_memory(records.rows)
             con.execute(f"SET memory_limit = '{main_cap}'")
-            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(literal_path(plan.consent_snapshot))}, hive_partitioning = false)")
+            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM {parquet_scan(plan.consent_snapshot)}")
             member_index = out / "subjects" / "members.parquet"
             indexed = write_stream(member_index, MEMBER_INDEX_SCHEMA, streamed(con.sql(
                 "SELECT member_id, CAST(row_number() OVER (ORDER BY member_id) - 1 AS UINTEGER) AS index FROM members ORDER BY member_id"

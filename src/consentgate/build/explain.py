@@ -23,7 +23,7 @@ from consentgate.build.tasks import connect
 from consentgate.build.consent import pin_consent, registry_of
 from consentgate.build.run import check_as_of, check_policy, resolve_scope, strategies_for
 from consentgate.build.sharding import shard_of
-from consentgate.build.sources import literal_path, one, open_source, quote_str
+from consentgate.build.sources import one, open_source, parquet_scan, quote_str
 from consentgate.build.spec import BuildSpec
 from consentgate.config import Settings, load_settings
 from consentgate.errors import BuildError, ConsentGateError
@@ -57,7 +57,7 @@ def explain_record(spec: BuildSpec, record_id: str, *, settings: Settings | None
             rec = con.sql("SELECT * FROM records").to_arrow_table()
             if rec.num_rows == 0:
                 raise BuildError(f"record {record_id!r} is not in the records source", hint="Check the record id.", record=record_id)
-            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM read_parquet({quote_str(literal_path(pinned.snapshot))}, hive_partitioning = false)")
+            con.execute(f"CREATE TEMP VIEW consent AS SELECT * FROM {parquet_scan(pinned.snapshot)}")
             con.execute(f"CREATE TEMP TABLE {NO_TOPICS} (record_id VARCHAR, topic VARCHAR)")
             screen = one(con.execute(compile_sql(policy, scope=scope, as_of=as_of, tables=SqlTables(topics=NO_TOPICS))))
             unknown = one(con.execute(

@@ -61,8 +61,8 @@ class GroupRead:
     group: int
     rows: Any  # numpy int64 array
     columns: tuple[str, ...]  # the source's column for each field of the schema read (``read_candidates``), in order
-    group_rows: int = -1  # the row group's size when planned: a file that changed since is refused
-    batch_rows: int = 16_384  # rows read at a time (``read_batch_rows``)
+    group_rows: int  # the row group's size when planned: a file that changed since is refused
+    batch_rows: int = READ_BATCH_ROWS  # rows read at a time (``read_batch_rows``)
 
 
 def plan_reads(files: tuple[Path, ...], label: str, columns: tuple[str, ...], positions: pa.Table,

@@ -152,6 +152,14 @@ def literal_path(path: Path) -> str:
 _NO_HIVE = "hive_partitioning = false"
 
 
+def parquet_scan(path: Path, pattern: str = "") -> str:
+    """SQL reading the Parquet file ``path``, or the files matching ``pattern`` (``*.parquet``) in folder
+    ``path``, as the rows they hold: the path read literally (``literal_path``), no Hive columns. Every
+    Parquet read of the build and of ``build verify`` goes through here."""
+    where = literal_path(path) + (f"/{pattern}" if pattern else "")
+    return f"read_parquet({quote_str(where)}, {_NO_HIVE})"
+
+
 def _relation(files: tuple[Path, ...], fmt: str, src: SourceSpec, json_columns: dict[str, str] | None = None) -> str:
     names = "[" + ", ".join(quote_str(literal_path(p)) for p in files) + "]"
     if fmt == "parquet":

@@ -16,7 +16,7 @@ import duckdb
 import numpy as np
 
 from consentgate.build.sharding import shard_name
-from consentgate.build.sources import literal_path, quote_str
+from consentgate.build.sources import parquet_scan
 from consentgate.errors import BuildError
 
 
@@ -32,12 +32,11 @@ def write_subject_bitmaps(con: duckdb.DuckDBPyConnection, included: Path, member
 
     # Each file's own ``shard`` column (``WRITE_PARTITION_COLUMNS``), not its folder's name: with Hive detection on,
     # a folder named ``shard=1`` above the output folder put every member in shard 1.
-    files = quote_str(literal_path(included) + "/*/*.parquet")
-    records = f"read_parquet({files}, hive_partitioning = false)" if any(included.glob("*/*.parquet")) else \
+    records = parquet_scan(included, "*/*.parquet") if any(included.glob("*/*.parquet")) else \
         "(SELECT NULL::INTEGER AS shard, NULL::VARCHAR[] AS participants WHERE false)"  # no record included
     rows = con.sql(
         f"SELECT x.shard::INTEGER AS shard, m.index FROM (SELECT DISTINCT shard, unnest(participants) AS member_id FROM {records}) x "
-        f"LEFT JOIN read_parquet({quote_str(literal_path(member_index))}, hive_partitioning = false) m ON m.member_id = x.member_id ORDER BY 1, 2"
+        f"LEFT JOIN {parquet_scan(member_index)} m ON m.member_id = x.member_id ORDER BY 1, 2"
     ).to_arrow_table()
     if rows.column("index").null_count:
         raise BuildError("an included record has a participant missing from the member index",

@@ -24,7 +24,7 @@ from consentgate.build.files import ROW_GROUP_ROWS, ParquetOut
 from consentgate.build.plan import StepConfig
 from consentgate.build.positions import MAX_GROUP_ROWS, READ_BATCH_BYTES, GroupRead, read_candidates
 from consentgate.build.sharding import shard_name
-from consentgate.build.sources import literal_path, one, quote_ident, quote_str, streamed
+from consentgate.build.sources import one, parquet_scan, quote_ident, quote_str, streamed
 from consentgate.build.steps import ANNOTATED_SCHEMA, DETECT_SCHEMA, OUTPUT_SCHEMA, annotate, build_detector, init_worker, redact_batch
 from consentgate.datamodel import RECORDS_SCHEMA
 from consentgate.errors import BuildError
@@ -146,7 +146,8 @@ def annotate_part(cfg: StepConfig, index: int, batch: pa.RecordBatch, work: Path
     return int(batch.num_rows)
 
 
-# Scratch file sets per row group at most: one per read batch at worst (``read_candidates``), and a read batch has 1 row at least.
+# Scratch file sets per row group at most: each holds one candidate at least, and a row group has at most
+# ``MAX_GROUP_ROWS`` rows (``plan_reads``), so the numbers ``index * _PARTS_PER_GROUP + part`` never collide.
 _PARTS_PER_GROUP = MAX_GROUP_ROWS
 
 
@@ -173,8 +174,6 @@ def annotate_group(cfg: StepConfig, index: int, read: GroupRead, work: Path, bat
 
 
 def _annotate_pending(cfg: StepConfig, index: int, part: int, batches: list[pa.RecordBatch], work: Path) -> int:
-    if part >= _PARTS_PER_GROUP:  # the scratch files' numbers would reach the next row group's
-        raise BuildError("a row group gave more batches than its scratch files are numbered for", hint="Report this with --debug output.")
     return annotate_part(cfg, index * _PARTS_PER_GROUP + part, pa.concat_batches(batches), work)
 
 
@@ -233,7 +232,7 @@ def _write_shard(con: duckdb.DuckDBPyConnection, cfg: StepConfig, k: int, work: 
     if not any(included.glob("*.parquet")):  # the shard holds no included record: its file has no rows
         ParquetOut(path, OUTPUT_SCHEMA).close()
         return ShardOut(shard=k, rows=0, redactions={})
-    kept = f"read_parquet({quote_str(literal_path(included) + '/*.parquet')}, hive_partitioning = false)"
+    kept = parquet_scan(included, "*.parquet")
     # The records the decide phase included in this shard: the file must hold exactly as many.
     want = int(one(con.execute(f"SELECT count(*) FROM {kept}"))[0])
     # The detected columns (id, thread, text, spans) from detection's scratch files, the rest from the

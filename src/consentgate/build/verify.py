@@ -17,7 +17,7 @@ from typing import Any
 
 from consentgate.build.atomic import is_partial_name
 from consentgate.build.sharding import shard_name
-from consentgate.build.sources import literal_path, one
+from consentgate.build.sources import one, parquet_scan
 from consentgate.build.files import sha256_file
 from consentgate.build.manifest import FORMAT, MANIFEST, content_hash, read_manifest
 from consentgate.errors import BuildVerifyError, InputError
@@ -102,20 +102,20 @@ def _check_counts(folder: Path, manifest: dict[str, Any], problems: list[str]) -
 
     counts = manifest.get("counts", {})
     shards = manifest.get("sharding", {})
-    decisions = literal_path(folder / "decisions.parquet").replace("'", "''")  # the file named, not a pattern
+    decisions = parquet_scan(folder / "decisions.parquet")
     con = duckdb.connect()
     try:
-        got = dict(con.execute(f"SELECT decision, count(*) FROM read_parquet('{decisions}', hive_partitioning = false) GROUP BY 1").fetchall())
+        got = dict(con.execute(f"SELECT decision, count(*) FROM {decisions} GROUP BY 1").fetchall())
         if {k: int(v) for k, v in got.items()} != counts.get("by_decision"):
             problems.append(f"decisions.parquet: counts by decision {got} differ from the manifest's {counts.get('by_decision')}")
-        dup = one(con.execute(f"SELECT count(*) - count(DISTINCT record_id) FROM read_parquet('{decisions}', hive_partitioning = false)"))
+        dup = one(con.execute(f"SELECT count(*) - count(DISTINCT record_id) FROM {decisions}"))
         if dup and dup[0]:
             problems.append(f"decisions.parquet: {dup[0]} duplicated record ids")
-        scanned = one(con.execute(f"SELECT count(*) FILTER (WHERE content_scanned) FROM read_parquet('{decisions}', hive_partitioning = false)"))
+        scanned = one(con.execute(f"SELECT count(*) FILTER (WHERE content_scanned) FROM {decisions}"))
         if scanned is None or int(scanned[0]) != counts.get("content_scanned"):
             problems.append(f"decisions.parquet: {scanned[0] if scanned else '?'} records with content scanned, "
                             f"the manifest says {counts.get('content_scanned')}")
-        reasons = dict(con.execute(f"SELECT r, count(*) FROM (SELECT unnest(reasons) r FROM read_parquet('{decisions}', hive_partitioning = false)) GROUP BY 1").fetchall())
+        reasons = dict(con.execute(f"SELECT r, count(*) FROM (SELECT unnest(reasons) r FROM {decisions}) GROUP BY 1").fetchall())
         if {k: int(v) for k, v in reasons.items()} != counts.get("by_reason"):
             problems.append("decisions.parquet: counts by reason differ from the manifest")
         n_shards = int(shards.get("shards", 0))
@@ -133,10 +133,9 @@ def _check_shard(con: Any, folder: Path, k: int, decisions: str, shards: dict[st
     if not data.is_file():
         problems.append(f"data/{name}.parquet: missing")
         return
-    path = literal_path(data).replace("'", "''")
     mismatch = one(con.execute(
-        f"SELECT count(*) FROM (SELECT record_id, slice FROM read_parquet('{path}', hive_partitioning = false)) d FULL JOIN "
-        f"(SELECT record_id, slice FROM read_parquet('{decisions}', hive_partitioning = false) WHERE decision = 'include' AND shard = {k}) x "
+        f"SELECT count(*) FROM (SELECT record_id, slice FROM {parquet_scan(data)}) d FULL JOIN "
+        f"(SELECT record_id, slice FROM {decisions} WHERE decision = 'include' AND shard = {k}) x "
         "ON d.record_id = x.record_id WHERE d.record_id IS NULL OR x.record_id IS NULL OR d.slice IS DISTINCT FROM x.slice"
     ))
     if mismatch and mismatch[0]:
